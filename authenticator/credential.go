@@ -1,0 +1,353 @@
+package authenticator
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/fidolab/fidolab/authenticator/signer"
+	"github.com/fidolab/fidolab/authenticator/store"
+	"github.com/fidolab/fidolab/ctap"
+	"github.com/fidolab/fidolab/ctap/cose"
+)
+
+// Credential IDs are sealed boxes, so a key can recognise its own credentials without storing
+// non-resident ones:
+//
+//	version(1) ‖ meta(1) ‖ nonce(12) ‖ AES-256-GCM(private key(32) ‖ credBlob) ‖ tag(16)
+//
+// The AAD is version ‖ meta ‖ rpIdHash: an ID presented for another RP, with an edited
+// credProtect level or from another key (another master secret) fails to open and is simply
+// "not ours". Resident credentials use the same format with the resident bit set; their
+// authoritative copy is in the store, so a deleted resident credential stops working.
+const (
+	credIDVersion  = 0x01
+	credIDNonceLen = 12
+	credIDTagLen   = 16
+	credIDHeader   = 2 + credIDNonceLen
+	credSecretLen  = 32
+	// credIDBaseLen is the length of an ID without a credBlob inside.
+	credIDBaseLen = credIDHeader + credSecretLen + credIDTagLen
+
+	metaCredProtect = 0x03 // two bits: 0 (unset) .. 3
+	metaEdDSA       = 0x04
+	metaHMACSecret  = 0x08
+	metaResident    = 0x10
+	metaKnown       = metaCredProtect | metaEdDSA | metaHMACSecret | metaResident
+)
+
+// Labels of the keys derived from the master secret (HKDF-SHA-256 info strings).
+const (
+	infoCredentialID = "fidolab credential-id v1"
+	infoCredRandom   = "fidolab hmac-secret credRandom v1"
+)
+
+// coreState is what the credential commands derive once per key (not per request).
+type coreState struct {
+	mu   sync.Mutex
+	keys *credKeys // derived from the master secret on first use; dropped by reset
+	att  *attestation
+}
+
+// credKeys are the keys derived from the store's master secret.
+type credKeys struct {
+	aead       cipher.AEAD
+	credRandom []byte // HMAC key that derives credRandom for non-resident credentials
+}
+
+// credentialKeys returns the derived keys, deriving them on first use.
+func (a *Authenticator) credentialKeys() (*credKeys, error) {
+	a.core.mu.Lock()
+	defer a.core.mu.Unlock()
+	if a.core.keys != nil {
+		return a.core.keys, nil
+	}
+	master, err := a.st.Secrets()
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "reading master secret: %v", err)
+	}
+	defer clear(master)
+	idKey, err := hkdf.Key(sha256.New, master, nil, infoCredentialID, 32)
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "deriving credential key: %v", err)
+	}
+	defer clear(idKey)
+	block, err := aes.NewCipher(idKey)
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "credential cipher: %v", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "credential cipher: %v", err)
+	}
+	cr, err := hkdf.Key(sha256.New, master, nil, infoCredRandom, 32)
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "deriving credRandom key: %v", err)
+	}
+	a.core.keys = &credKeys{aead: aead, credRandom: cr}
+	return a.core.keys, nil
+}
+
+// forgetCredentialKeys drops the derived keys (the master secret changed).
+func (a *Authenticator) forgetCredentialKeys() {
+	a.core.mu.Lock()
+	defer a.core.mu.Unlock()
+	if a.core.keys != nil {
+		clear(a.core.keys.credRandom)
+		a.core.keys = nil
+	}
+}
+
+// credential is one credential located for a request. secret is the private key (an ES256
+// scalar or an Ed25519 seed) and must be wiped with wipe when the request is done.
+type credential struct {
+	id          []byte
+	alg         int
+	credProtect uint8
+	hmacSecret  bool
+	blob        []byte            // credBlob
+	resident    *store.Credential // nil for a non-resident credential
+	secret      []byte
+}
+
+func (c *credential) wipe() {
+	if c == nil {
+		return
+	}
+	clear(c.secret)
+	if c.resident != nil {
+		clear(c.resident.PrivateKey)
+		clear(c.resident.CredRandomUV)
+		clear(c.resident.CredRandomNoUV)
+		clear(c.resident.LargeBlobKey)
+	}
+}
+
+func wipeAll(cs []*credential) {
+	for _, c := range cs {
+		c.wipe()
+	}
+}
+
+// sealCredentialID builds a credential ID for a key bound to rpIDHash.
+func (a *Authenticator) sealCredentialID(rpIDHash []byte, meta byte, secret, blob []byte) ([]byte, error) {
+	keys, err := a.credentialKeys()
+	if err != nil {
+		return nil, err
+	}
+	id := make([]byte, credIDHeader, credIDBaseLen+len(blob))
+	id[0], id[1] = credIDVersion, meta
+	if _, err := io.ReadFull(a.rand, id[2:credIDHeader]); err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "credential nonce: %v", err)
+	}
+	pt := make([]byte, 0, credSecretLen+len(blob))
+	pt = append(append(pt, secret...), blob...)
+	defer clear(pt)
+	return keys.aead.Seal(id, id[2:credIDHeader], pt, credAAD(id[:2], rpIDHash)), nil
+}
+
+func credAAD(header, rpIDHash []byte) []byte {
+	aad := make([]byte, 0, 2+len(rpIDHash))
+	return append(append(aad, header...), rpIDHash...)
+}
+
+// openCredentialID unseals id for rpIDHash. ok is false for anything that is not one of this
+// key's IDs for that RP; err is only for internal failures.
+func (a *Authenticator) openCredentialID(id, rpIDHash []byte) (c *credential, ok bool, err error) {
+	if len(id) < credIDBaseLen || len(id) > store.MaxCredentialIDLen || id[0] != credIDVersion || id[1]&^metaKnown != 0 {
+		return nil, false, nil
+	}
+	keys, err := a.credentialKeys()
+	if err != nil {
+		return nil, false, err
+	}
+	pt, err := keys.aead.Open(nil, id[2:credIDHeader], id[credIDHeader:], credAAD(id[:2], rpIDHash))
+	if err != nil || len(pt) < credSecretLen {
+		return nil, false, nil
+	}
+	meta := id[1]
+	c = &credential{
+		id:          append([]byte(nil), id...),
+		alg:         int(cose.AlgES256),
+		credProtect: meta & metaCredProtect,
+		hmacSecret:  meta&metaHMACSecret != 0,
+		secret:      pt[:credSecretLen:credSecretLen],
+	}
+	if meta&metaEdDSA != 0 {
+		c.alg = int(cose.AlgEdDSA)
+	}
+	if len(pt) > credSecretLen {
+		c.blob = append([]byte(nil), pt[credSecretLen:]...)
+	}
+	if meta&metaResident != 0 {
+		clear(pt)
+		c.secret = nil
+		return c, true, nil // the caller resolves it in the store
+	}
+	return c, true, nil
+}
+
+// findCredential resolves a credential ID presented for rpID (or, with rpID "", for whatever RP
+// hashes to rpIDHash): a sealed non-resident ID, or a resident credential that is still in the
+// store. nil means "not this key's credential".
+func (a *Authenticator) findCredential(id []byte, rpID string, rpIDHash []byte) (*credential, error) {
+	c, ok, err := a.openCredentialID(id, rpIDHash)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if c.secret != nil {
+		return c, nil
+	}
+	rc, err := a.st.ResidentByID(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "reading credential: %v", err)
+	}
+	// U2F knows only the application parameter, so the hash is what binds the credential.
+	if h := sha256.Sum256([]byte(rc.RPID)); !hmac.Equal(h[:], rpIDHash) || (rpID != "" && rc.RPID != rpID) {
+		clear(rc.PrivateKey)
+		return nil, nil
+	}
+	return residentCredential(rc), nil
+}
+
+// residentCredential wraps a stored credential; it takes ownership of rc's secrets.
+func residentCredential(rc *store.Credential) *credential {
+	return &credential{
+		id: rc.ID, alg: rc.Alg, credProtect: rc.CredProtect, hmacSecret: rc.HMACSecret,
+		blob: rc.CredBlob, resident: rc, secret: rc.PrivateKey,
+	}
+}
+
+// newKeyPair makes a private key for alg and returns it with its COSE public key.
+func (a *Authenticator) newKeyPair(alg int) (secret, coseKey []byte, err error) {
+	switch cose.Algorithm(alg) {
+	case cose.AlgES256:
+		k, err := signer.GenerateKey(a.rand)
+		if err != nil {
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
+		}
+		defer k.Destroy()
+		secret, err = k.Bytes()
+		if err != nil {
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
+		}
+		ck, err := cose.FromECDSA(cose.AlgES256, k.Public())
+		if err != nil {
+			clear(secret)
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
+		}
+		coseKey, err = ck.Marshal()
+		if err != nil {
+			clear(secret)
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
+		}
+		return secret, coseKey, nil
+	case cose.AlgEdDSA:
+		secret = make([]byte, ed25519.SeedSize)
+		if _, err := io.ReadFull(a.rand, secret); err != nil {
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
+		}
+		priv := ed25519.NewKeyFromSeed(secret)
+		defer clear(priv)
+		ck, err := cose.FromEd25519(priv.Public().(ed25519.PublicKey))
+		if err != nil {
+			clear(secret)
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
+		}
+		coseKey, err = ck.Marshal()
+		if err != nil {
+			clear(secret)
+			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
+		}
+		return secret, coseKey, nil
+	}
+	return nil, nil, ctap.Errorf(ctap.ErrUnsupportedAlgorithm, "algorithm %d", alg)
+}
+
+// sign makes a WebAuthn signature over msg with a credential's key: ES256 through the fast
+// signer over SHA-256(msg), EdDSA over msg itself.
+func (a *Authenticator) sign(alg int, secret, msg []byte) ([]byte, error) {
+	switch cose.Algorithm(alg) {
+	case cose.AlgES256:
+		k, err := signer.NewPrivateKey(secret)
+		if err != nil {
+			return nil, ctap.Errorf(ctap.ErrOther, "credential key: %v", err)
+		}
+		defer k.Destroy()
+		digest := sha256.Sum256(msg)
+		sig, err := a.sig.Sign(k, digest[:])
+		if err != nil {
+			return nil, ctap.Errorf(ctap.ErrOther, "signing: %v", err)
+		}
+		return sig, nil
+	case cose.AlgEdDSA:
+		if len(secret) != ed25519.SeedSize {
+			return nil, ctap.Errorf(ctap.ErrOther, "credential key: bad Ed25519 seed")
+		}
+		priv := ed25519.NewKeyFromSeed(secret)
+		defer clear(priv)
+		return ed25519.Sign(priv, msg), nil
+	}
+	return nil, ctap.Errorf(ctap.ErrOther, "credential algorithm %d", alg)
+}
+
+// credRandom returns the hmac-secret CredRandom of c for the UV state: stored for a resident
+// credential, derived from the credential ID for a non-resident one.
+func (a *Authenticator) credRandom(c *credential, uv bool) ([]byte, error) {
+	if c.resident != nil {
+		r := c.resident.CredRandomNoUV
+		if uv {
+			r = c.resident.CredRandomUV
+		}
+		if len(r) != 32 {
+			return nil, ctap.Errorf(ctap.ErrOther, "resident credential lacks credRandom")
+		}
+		return append([]byte(nil), r...), nil
+	}
+	keys, err := a.credentialKeys()
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, keys.credRandom)
+	if uv {
+		m.Write([]byte{1})
+	} else {
+		m.Write([]byte{0})
+	}
+	m.Write(c.id)
+	return m.Sum(nil), nil
+}
+
+// credMeta packs the bits a credential ID carries in the clear (and authenticates).
+func credMeta(alg int, credProtect uint8, hmacSecret, resident bool) byte {
+	m := credProtect & metaCredProtect
+	if cose.Algorithm(alg) == cose.AlgEdDSA {
+		m |= metaEdDSA
+	}
+	if hmacSecret {
+		m |= metaHMACSecret
+	}
+	if resident {
+		m |= metaResident
+	}
+	return m
+}
+
+// randomBytes draws n bytes from the key's randomness source.
+func (a *Authenticator) randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(a.rand, b); err != nil {
+		return nil, fmt.Errorf("randomness: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,159 @@
+// Package emulator assembles one complete emulated key — persona, persistent state, simulated user,
+// authenticator and its CTAPHID device — with the knobs a lab needs: unplug/replug, and faults.
+// Transports (socket, UHID, USB/IP, …) serve a Key's Device; tests and the scenario runner connect
+// to it in-process.
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/fidolab/fidolab/authenticator"
+	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/authenticator/signer"
+	"github.com/fidolab/fidolab/authenticator/store"
+	"github.com/fidolab/fidolab/authenticator/user"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/transport/inproc"
+)
+
+// Options configure Open.
+type Options struct {
+	// Persona is the kind of key; nil means the built-in "default".
+	Persona *persona.Persona
+	// StatePath is the state file; "" keeps the state in memory only.
+	StatePath string
+	// User is the initial simulated-user policy; nil means always yes.
+	User user.Policy
+	// Signer is shared between keys when set (one nonce pool for many in-process keys).
+	Signer *signer.Signer
+	// Logger gets one debug line per command; nil discards.
+	Logger *slog.Logger
+	// Observer sees every CTAP exchange (for traces).
+	Observer authenticator.Observer
+	// DeviceOptions tune the CTAPHID layer (timeouts).
+	DeviceOptions []ctaphid.Option
+}
+
+// Key is one emulated key.
+type Key struct {
+	Persona *persona.Persona
+	Store   store.Store
+	Auth    *authenticator.Authenticator
+	Device  *ctaphid.Device
+	User    *user.Switch
+	Faults  *Faults
+	path    string
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Open builds a key. With a StatePath the file is created (mode 0600) or reopened.
+func Open(o Options) (*Key, error) {
+	var (
+		st  store.Store
+		err error
+	)
+	if o.StatePath == "" {
+		st = store.NewMemory()
+	} else if st, err = store.OpenFile(o.StatePath); err != nil {
+		return nil, fmt.Errorf("state %s: %w", o.StatePath, err)
+	}
+	p, err := choosePersona(st, o.Persona)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("state %s: %w", o.StatePath, err)
+	}
+	pol := o.User
+	if pol == nil {
+		pol = user.Always
+	}
+	sw := user.NewSwitch(pol)
+	a, err := authenticator.New(authenticator.Config{
+		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	k := &Key{Persona: p, Store: st, Auth: a, User: sw, Faults: &Faults{}, path: o.StatePath}
+	devOpts := o.DeviceOptions
+	if p.Quirks.NoKeepalive {
+		devOpts = append(devOpts, ctaphid.WithoutKeepalive())
+	}
+	k.Device = ctaphid.NewDevice(&faultHandler{inner: a, f: k.Faults}, a.DeviceInfo(), devOpts...)
+	return k, nil
+}
+
+// choosePersona reconciles the persona asked for with the one a state file was created with: a
+// key's AAGUID and attestation must not change under its credentials.
+func choosePersona(st store.Store, want *persona.Persona) (*persona.Persona, error) {
+	stored, err := StoredPersona(st)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case want == nil && stored != nil:
+		return stored, nil
+	case want == nil:
+		if want, err = persona.Builtin("default"); err != nil {
+			return nil, err
+		}
+	case stored != nil && (stored.Name != want.Name || stored.AAGUID != want.AAGUID):
+		return nil, fmt.Errorf("created as persona %q (AAGUID %s); it cannot become %q: use --persona %s or a new state file",
+			stored.Name, stored.AAGUID, want.Name, stored.Name)
+	}
+	if stored == nil {
+		if err := savePersona(st, want); err != nil {
+			return nil, err
+		}
+	}
+	return want, nil
+}
+
+// Connect opens an in-process host connection, as a process opening the key's hidraw node.
+func (k *Key) Connect() ctaphid.ReportConn { return inproc.Connect(k.Device) }
+
+// SetPlugged unplugs (false) or replugs (true) the key: unplugging drops every channel and request;
+// replugging is a power-up, so the PIN power-cycle counter clears and the reset window restarts.
+func (k *Key) SetPlugged(on bool) error {
+	k.Device.SetPowered(on)
+	if on {
+		return k.Auth.PowerCycle()
+	}
+	return nil
+}
+
+// Plugged reports whether the key is plugged in.
+func (k *Key) Plugged() bool { return k.Device.Powered() }
+
+// StatePath is the state file, "" for an in-memory key.
+func (k *Key) StatePath() string { return k.path }
+
+// Close unplugs the key and releases its state (the file lock, for a file-backed key).
+func (k *Key) Close() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil
+	}
+	k.closed = true
+	k.Device.SetPowered(false)
+	return errors.Join(k.Auth.Close(), k.Store.Close())
+}
+
+// CheckStateFile reports an error when path exists with permissions wider than 0600.
+func CheckStateFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s: mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	return nil
+}

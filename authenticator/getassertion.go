@@ -1,0 +1,285 @@
+package authenticator
+
+import (
+	"context"
+	"crypto/sha256"
+	"slices"
+	"time"
+
+	"github.com/fidolab/fidolab/authenticator/user"
+	"github.com/fidolab/fidolab/ctap"
+)
+
+func init() {
+	register(ctap.CmdGetAssertion, (*Authenticator).getAssertion)
+	register(ctap.CmdGetNextAssertion, (*Authenticator).getNextAssertion)
+}
+
+// nextAssertionTimeout is how long after the previous call getNextAssertion may continue
+// (CTAP 2.1 §6.3).
+const nextAssertionTimeout = 30 * time.Second
+
+// assertionCtx is what every assertion of one getAssertion sequence shares.
+type assertionCtx struct {
+	rpID           string
+	rpIDHash       [32]byte
+	clientDataHash []byte
+	up, uv         bool
+	ext            gaExtensions
+}
+
+// assertionQueue is the rest of a getAssertion without allowList, for getNextAssertion. It
+// holds credential IDs only; keys are read again from the store when their turn comes.
+type assertionQueue struct {
+	assertionCtx
+	ids   [][]byte
+	total int
+	last  time.Time
+}
+
+func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, error) {
+	req, err := ctap.DecodeGetAssertion(r.params)
+	if err != nil {
+		return nil, err
+	}
+	ac := assertionCtx{rpID: req.RPID, rpIDHash: sha256.Sum256([]byte(req.RPID)), clientDataHash: req.ClientDataHash, up: true}
+	if err := a.pinProbe(ctx, r, req.PinUvAuthParam, ac.rpID); err != nil {
+		return nil, err
+	}
+	hasParam := req.PinUvAuthParam != nil
+	if hasParam {
+		if _, err := a.protocol(req.PinUvAuthProtocol); err != nil {
+			return nil, err
+		}
+	}
+	live, err := a.liveState()
+	if err != nil {
+		return nil, err
+	}
+	uvOpt := false
+	if o := req.Options; o != nil {
+		if o.UV != nil && *o.UV && !hasParam {
+			if !a.p.BuiltInUV || live.fingerprints == 0 {
+				return nil, ctap.Errorf(ctap.ErrInvalidOption, "uv requested but no built-in UV is enabled")
+			}
+			uvOpt = true
+		}
+		if o.RK != nil {
+			return nil, ctap.Errorf(ctap.ErrUnsupportedOption, "getAssertion takes no rk option")
+		}
+		if o.UP != nil {
+			ac.up = *o.UP
+		}
+	}
+	if live.alwaysUV && a.p.Config && ac.up && !hasParam && !uvOpt {
+		switch {
+		case a.p.BuiltInUV && live.fingerprints > 0:
+			uvOpt = true
+		case a.p.ClientPIN:
+			return nil, ctap.Errorf(ctap.ErrPUATRequired, "alwaysUv needs a pinUvAuthToken")
+		default:
+			return nil, ctap.Errorf(ctap.ErrOperationDenied, "alwaysUv and no user verification")
+		}
+	}
+	upDone := false
+	switch {
+	case hasParam:
+		use, err := a.verifyPinUvAuth(req.PinUvAuthProtocol, req.PinUvAuthParam, req.ClientDataHash, ctap.PermGetAssertion, ac.rpID)
+		if err != nil {
+			return nil, err
+		}
+		if !use.UserVerified {
+			return nil, ctap.Errorf(ctap.ErrPINAuthInvalid, "token not user-verified")
+		}
+		ac.uv, upDone = true, use.UserPresent
+	case uvOpt:
+		if err := a.builtInUV(ctx, r, ac.rpID); err != nil {
+			return nil, err
+		}
+		ac.uv, upDone = true, true
+	}
+	creds, err := a.locateCredentials(req.AllowList, &ac)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { wipeAll(creds) }()
+	if len(creds) == 0 {
+		return nil, ctap.Errorf(ctap.ErrNoCredentials, "no credential for %s", ac.rpID)
+	}
+	if ac.ext, err = a.parseGAExtensions(req.Extensions); err != nil {
+		return nil, err
+	}
+	var hs *hmacSecretSession
+	if ac.ext.hmacSecret != nil {
+		if hs, err = a.openHMACSecret(ac.ext.hmacSecret); err != nil {
+			return nil, err
+		}
+		defer hs.wipe()
+	}
+	if ac.up {
+		if !upDone {
+			if err := a.askUser(ctx, r, user.Presence, ac.rpID); err != nil {
+				return nil, err
+			}
+		}
+		a.afterTokenUse()
+	}
+	n := len(creds)
+	resp, err := a.assertion(creds[0], &ac, hs, ac.uv && n > 1)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1 {
+		resp.NumberOfCredentials = n
+		q := &assertionQueue{assertionCtx: ac, total: n, last: a.now()}
+		for _, c := range creds[1:] {
+			q.ids = append(q.ids, c.id)
+		}
+		a.mu.Lock()
+		a.next = q
+		a.mu.Unlock()
+	}
+	return resp, nil
+}
+
+// locateCredentials finds the applicable credentials (§6.2.2 step 7): with an allowList the
+// first of ours that credProtect lets through; without, the RP's discoverable credentials,
+// newest first.
+func (a *Authenticator) locateCredentials(allow []ctap.CredentialDescriptor, ac *assertionCtx) ([]*credential, error) {
+	if len(allow) > 0 {
+		for _, d := range allow {
+			if d.Type != ctap.CredentialTypePublicKey {
+				continue
+			}
+			c, err := a.findCredential(d.ID, ac.rpID, ac.rpIDHash[:])
+			if err != nil {
+				return nil, err
+			}
+			if c == nil {
+				continue
+			}
+			if c.credProtect == ctap.CredProtectUVRequired && !ac.uv {
+				c.wipe()
+				continue
+			}
+			return []*credential{c}, nil
+		}
+		return nil, nil
+	}
+	if !a.p.ResidentKeys {
+		return nil, nil
+	}
+	stored, err := a.st.Resident(ac.rpID)
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "reading credentials: %v", err)
+	}
+	var out []*credential
+	for _, rc := range stored {
+		if rc.CredProtect >= ctap.CredProtectUVOptionalWithCredList && !ac.uv {
+			clear(rc.PrivateKey)
+			continue
+		}
+		out = append(out, residentCredential(rc))
+	}
+	if a.p.Quirks.OldestFirst {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// assertion signs one assertion for c, with its extension outputs.
+func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecretSession, userDetails bool) (*ctap.GetAssertionResponse, error) {
+	exts := map[string]any{}
+	if hs != nil && c.hmacSecret {
+		cr, err := a.credRandom(c, ac.uv)
+		if err != nil {
+			return nil, err
+		}
+		out, err := hs.output(cr)
+		clear(cr)
+		if err != nil {
+			return nil, err
+		}
+		exts[extHMACSecret] = out
+	}
+	if ac.ext.credBlob {
+		exts[extCredBlob] = append([]byte{}, c.blob...)
+	}
+	extBytes, err := encodeExtensions(exts)
+	if err != nil {
+		return nil, err
+	}
+	count, err := a.st.NextSignCount()
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "signature counter: %v", err)
+	}
+	ad := ctap.AuthData{RPIDHash: ac.rpIDHash, SignCount: count, Extensions: extBytes}
+	if ac.up {
+		ad.Flags |= ctap.FlagUP
+	}
+	if ac.uv {
+		ad.Flags |= ctap.FlagUV
+	}
+	authData := ad.Marshal()
+	msg := make([]byte, 0, len(authData)+len(ac.clientDataHash))
+	msg = append(append(msg, authData...), ac.clientDataHash...)
+	sig, err := a.sign(c.alg, c.secret, msg)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ctap.GetAssertionResponse{
+		Credential: &ctap.CredentialDescriptor{ID: c.id, Type: ctap.CredentialTypePublicKey},
+		AuthData:   authData,
+		Signature:  sig,
+	}
+	if rc := c.resident; rc != nil {
+		resp.User = &ctap.UserEntity{ID: rc.UserID}
+		if userDetails {
+			resp.User.Name, resp.User.DisplayName = rc.UserName, rc.UserDisplayName
+		}
+		if ac.ext.largeBlobKey && len(rc.LargeBlobKey) > 0 {
+			resp.LargeBlobKey = append([]byte(nil), rc.LargeBlobKey...)
+		}
+	}
+	return resp, nil
+}
+
+func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, error) {
+	a.mu.Lock()
+	q := a.next
+	if q == nil || len(q.ids) == 0 {
+		a.next = nil
+		a.mu.Unlock()
+		return nil, ctap.Errorf(ctap.ErrNotAllowed, "no getAssertion to continue")
+	}
+	now := a.now()
+	if now.Sub(q.last) > nextAssertionTimeout {
+		a.next = nil
+		a.mu.Unlock()
+		return nil, ctap.Errorf(ctap.ErrNotAllowed, "getNextAssertion timer expired")
+	}
+	id := q.ids[0]
+	q.ids = q.ids[1:]
+	q.last = now
+	if len(q.ids) == 0 {
+		a.next = nil
+	}
+	a.mu.Unlock()
+
+	c, err := a.findCredential(id, q.rpID, q.rpIDHash[:])
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, ctap.Errorf(ctap.ErrNotAllowed, "credential vanished during getNextAssertion")
+	}
+	defer c.wipe()
+	var hs *hmacSecretSession
+	if q.ext.hmacSecret != nil {
+		if hs, err = a.openHMACSecret(q.ext.hmacSecret); err != nil {
+			return nil, err
+		}
+		defer hs.wipe()
+	}
+	return a.assertion(c, &q.assertionCtx, hs, q.uv)
+}

@@ -1,0 +1,270 @@
+// Package persona describes what kind of key the emulator pretends to be: the getInfo it
+// advertises, its AAGUID and attestation, its capacities and its quirks. A persona is data;
+// the built-in ones are embedded YAML files and users add their own as files of the same form.
+package persona
+
+import (
+	"bytes"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Attestation kinds a persona can produce at makeCredential.
+const (
+	AttestationBatch = "packed-batch" // packed with an x5c chain to the persona's own test CA
+	AttestationSelf  = "packed-self"  // packed, signed by the credential key itself
+	AttestationNone  = "none"
+)
+
+// Persona is everything that distinguishes one model of key from another.
+type Persona struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	AAGUID      AAGUID `yaml:"aaguid"`
+
+	// CTAP2 is false for a CTAP1/U2F-only key: CTAPHID_CBOR is then an unknown command.
+	CTAP2 bool `yaml:"ctap2"`
+	// U2F enables CTAP1 over CTAPHID_MSG.
+	U2F bool `yaml:"u2f"`
+
+	Versions           []string `yaml:"versions"`
+	Extensions         []string `yaml:"extensions"`
+	PinUvAuthProtocols []int    `yaml:"pinUvAuthProtocols"`
+	Algorithms         []int    `yaml:"algorithms"` // COSE algorithm identifiers, preferred first
+
+	// Features map to getInfo options and to the commands the key answers.
+	ClientPIN        bool `yaml:"clientPin"`
+	ResidentKeys     bool `yaml:"residentKeys"`
+	BuiltInUV        bool `yaml:"builtInUv"`       // fingerprint sensor: "uv" option and bioEnroll
+	CredMgmt         bool `yaml:"credMgmt"`        // 0x0A (needs FIDO_2_1)
+	CredMgmtPre      bool `yaml:"credMgmtPreview"` // 0x41 (FIDO_2_1_PRE)
+	BioEnrollPre     bool `yaml:"bioEnrollPreview"`
+	LargeBlobs       bool `yaml:"largeBlobs"`
+	Config           bool `yaml:"authnrCfg"`
+	EnterpriseAtt    bool `yaml:"enterpriseAttestation"` // capable of it (ep option present)
+	PinUvAuthToken   bool `yaml:"pinUvAuthToken"`
+	MakeCredUVNotRqd bool `yaml:"makeCredUvNotRqd"`
+	Selection        bool `yaml:"selection"`
+
+	MaxMsgSize                  int `yaml:"maxMsgSize"`
+	MaxCredentialCountInList    int `yaml:"maxCredentialCountInList"`
+	MaxCredentialIDLength       int `yaml:"maxCredentialIdLength"`
+	ResidentCapacity            int `yaml:"residentCapacity"`
+	MaxCredBlobLength           int `yaml:"maxCredBlobLength"`
+	MaxSerializedLargeBlobArray int `yaml:"maxSerializedLargeBlobArray"`
+	MaxRPIDsForSetMinPINLength  int `yaml:"maxRPIDsForSetMinPINLength"`
+	MinPINLength                int `yaml:"minPinLength"`
+	FirmwareVersion             int `yaml:"firmwareVersion"`
+	MaxFingerprints             int `yaml:"maxFingerprints"`
+	EnrollSamples               int `yaml:"enrollSamples"`
+
+	Attestation string `yaml:"attestation"` // packed-batch, packed-self or none
+	// AttestationSubject is the batch certificate subject; the CA is generated once per key state.
+	AttestationSubject Subject `yaml:"attestationSubject"`
+
+	HID    HID    `yaml:"hid"`
+	Quirks Quirks `yaml:"quirks"`
+}
+
+// Subject names a certificate (FIDO packed batch certificates need C, O, OU and CN).
+type Subject struct {
+	Country            string `yaml:"c"`
+	Organization       string `yaml:"o"`
+	OrganizationalUnit string `yaml:"ou"`
+	CommonName         string `yaml:"cn"`
+}
+
+// HID is how the key shows itself on USB.
+type HID struct {
+	VendorID     uint16 `yaml:"vendorId"`
+	ProductID    uint16 `yaml:"productId"`
+	Manufacturer string `yaml:"manufacturer"`
+	Product      string `yaml:"product"`
+	Serial       string `yaml:"serial"`
+	DeviceMajor  byte   `yaml:"deviceMajor"`
+	DeviceMinor  byte   `yaml:"deviceMinor"`
+	DeviceBuild  byte   `yaml:"deviceBuild"`
+	Wink         bool   `yaml:"wink"`
+}
+
+// Quirks are deliberate deviations seen on real keys, for compatibility testing.
+type Quirks struct {
+	// OldestFirst returns discoverable credentials oldest first instead of newest first.
+	OldestFirst bool `yaml:"oldestFirst"`
+	// NoKeepalive never sends CTAPHID_KEEPALIVE (Windows gives up on such keys after ~0.5 s).
+	NoKeepalive bool `yaml:"noKeepalive"`
+	// ResetWindowSeconds overrides the 10 s reset-after-power-up window (0 = spec default).
+	ResetWindowSeconds int `yaml:"resetWindowSeconds"`
+	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element).
+	ProcessingDelayMs int `yaml:"processingDelayMs"`
+}
+
+// AAGUID is a 16-byte authenticator model identifier, written in YAML as a UUID string.
+type AAGUID [16]byte
+
+// String formats the AAGUID as a UUID.
+func (a AAGUID) String() string {
+	h := hex.EncodeToString(a[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// ParseAAGUID reads a UUID with or without dashes.
+func ParseAAGUID(s string) (AAGUID, error) {
+	var a AAGUID
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(s), "-", ""))
+	if err != nil || len(b) != 16 {
+		return a, fmt.Errorf("aaguid %q: want 32 hex digits", s)
+	}
+	copy(a[:], b)
+	return a, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (a *AAGUID) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseAAGUID(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*a = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (a AAGUID) MarshalYAML() (any, error) { return a.String(), nil }
+
+// Has reports whether the persona advertises version v.
+func (p *Persona) Has(v string) bool { return slices.Contains(p.Versions, v) }
+
+// HasExtension reports whether the persona supports extension e.
+func (p *Persona) HasExtension(e string) bool { return slices.Contains(p.Extensions, e) }
+
+// Validate checks that the persona is self-consistent.
+func (p *Persona) Validate() error {
+	var errs []string
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	if p.Name == "" {
+		bad("name is empty")
+	}
+	if !p.CTAP2 && !p.U2F {
+		bad("neither ctap2 nor u2f is enabled")
+	}
+	if p.CTAP2 {
+		if len(p.Versions) == 0 {
+			bad("ctap2 persona without versions")
+		}
+		if p.MaxMsgSize < 1024 || p.MaxMsgSize > 7609 {
+			bad("maxMsgSize %d outside 1024..7609", p.MaxMsgSize)
+		}
+		if len(p.Algorithms) == 0 {
+			bad("no algorithms")
+		}
+		for _, a := range p.Algorithms {
+			if a != -7 && a != -8 {
+				bad("algorithm %d not supported (ES256 -7, EdDSA -8)", a)
+			}
+		}
+		for _, v := range p.PinUvAuthProtocols {
+			if v != 1 && v != 2 {
+				bad("pinUvAuthProtocol %d unknown", v)
+			}
+		}
+		if p.ClientPIN && len(p.PinUvAuthProtocols) == 0 {
+			bad("clientPin without pinUvAuthProtocols")
+		}
+		if p.ResidentKeys && p.ResidentCapacity <= 0 {
+			bad("residentKeys with residentCapacity %d", p.ResidentCapacity)
+		}
+		if p.MaxCredentialIDLength < 64 || p.MaxCredentialIDLength > 1023 {
+			bad("maxCredentialIdLength %d outside 64..1023", p.MaxCredentialIDLength)
+		}
+		if p.MinPINLength < 4 || p.MinPINLength > 63 {
+			bad("minPinLength %d outside 4..63", p.MinPINLength)
+		}
+	}
+	switch p.Attestation {
+	case AttestationBatch, AttestationSelf, AttestationNone:
+	default:
+		bad("attestation %q: want %s, %s or %s", p.Attestation, AttestationBatch, AttestationSelf, AttestationNone)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("persona %q: %s", p.Name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+//go:embed builtin/*.yaml
+var builtinFS embed.FS
+
+// Builtin returns the named built-in persona (a fresh copy each call).
+func Builtin(name string) (*Persona, error) {
+	b, err := builtinFS.ReadFile(path.Join("builtin", name+".yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("no built-in persona %q (have %s)", name, strings.Join(Names(), ", "))
+	}
+	return Parse(b, "builtin/"+name+".yaml")
+}
+
+// Names lists the built-in personas.
+func Names() []string {
+	ents, _ := builtinFS.ReadDir("builtin")
+	var names []string
+	for _, e := range ents {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Load returns a built-in persona by name, or reads a persona file when ref names a file (it
+// contains a path separator or ends in .yaml/.yml). A file may say `base: NAME` to start from a
+// built-in persona and override only some fields.
+func Load(ref string) (*Persona, error) {
+	if !strings.ContainsRune(ref, os.PathSeparator) && !strings.HasSuffix(ref, ".yaml") && !strings.HasSuffix(ref, ".yml") {
+		return Builtin(ref)
+	}
+	b, err := os.ReadFile(ref)
+	if err != nil {
+		return nil, fmt.Errorf("persona file: %w", err)
+	}
+	return Parse(b, ref)
+}
+
+// Parse reads a persona from YAML; name is used in error messages.
+func Parse(b []byte, name string) (*Persona, error) {
+	var head struct {
+		Base string `yaml:"base"`
+	}
+	if err := yaml.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &Persona{}
+	if head.Base != "" {
+		base, err := Builtin(head.Base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: base: %w", name, err)
+		}
+		p = base
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var withBase struct {
+		Base     string `yaml:"base"`
+		*Persona `yaml:",inline"`
+	}
+	withBase.Persona = p
+	if err := dec.Decode(&withBase); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fidolab/fidolab/authenticator/emulator"
+	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/authenticator/store"
+)
+
+func cmdKey(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("key needs a subcommand: info, list, delete, reset")
+	}
+	sub := args[0]
+	fs := newFlags("fidolab key "+sub, stderr)
+	state := fs.String("state", "", "the key's state file (required)")
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	var id, rp, userName *string
+	var yes *bool
+	switch sub {
+	case "info", "list":
+	case "delete":
+		id = fs.String("id", "", "credential ID (hex) to delete")
+		rp = fs.String("rp", "", "with --user: delete this RP's credential for that user name")
+		userName = fs.String("user", "", "user name (with --rp)")
+	case "reset":
+		yes = fs.Bool("yes", false, "confirm: wipe every credential, the PIN and all settings")
+	default:
+		return usagef("unknown key subcommand %q (want info, list, delete, reset)", sub)
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *state == "" {
+		return usagef("--state FILE is required")
+	}
+	if err := emulator.CheckStateFile(*state); err != nil {
+		return err
+	}
+	st, err := store.OpenFile(*state)
+	if err != nil {
+		return fmt.Errorf("%s: %w (is a `fidolab serve` using it?)", *state, err)
+	}
+	defer st.Close()
+	p, err := emulator.StoredPersona(st)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		if p, err = persona.Builtin("default"); err != nil {
+			return err
+		}
+	}
+	status, err := emulator.Describe(st, p)
+	if err != nil {
+		return err
+	}
+	status.StatePath = *state
+	switch sub {
+	case "info":
+		if *asJSON {
+			return printJSON(stdout, status)
+		}
+		return status.WriteText(stdout)
+	case "list":
+		if *asJSON {
+			return printJSON(stdout, status.Credentials)
+		}
+		return status.WriteCredentials(stdout)
+	case "delete":
+		victim, err := pickCredential(status, *id, *rp, *userName)
+		if err != nil {
+			return err
+		}
+		raw, _ := hex.DecodeString(victim.ID)
+		if err := st.DeleteResident(raw); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, map[string]any{"deleted": victim})
+		}
+		_, err = fmt.Fprintf(stdout, "deleted %s's credential for %s\n", victim.UserName, victim.RPID)
+		return err
+	default: // reset
+		if !*yes {
+			return usagef("reset wipes every credential, the PIN and all settings: add --yes to confirm")
+		}
+		// An offline reset is an administrator's act on the file, not authenticatorReset: it is
+		// not bound to the 10 s power-up window, which only a running key can enforce.
+		if err := st.Reset(); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, map[string]bool{"reset": true})
+		}
+		_, err = fmt.Fprintf(stdout, "reset %s: %d credentials removed, PIN cleared\n", *state, status.Resident.Count)
+		return err
+	}
+}
+
+func pickCredential(s emulator.Status, id, rp, userName string) (emulator.CredentialInfo, error) {
+	var hits []emulator.CredentialInfo
+	switch {
+	case id != "" && (rp != "" || userName != ""):
+		return emulator.CredentialInfo{}, usagef("give either --id or --rp with --user")
+	case id != "":
+		id = strings.ToLower(id)
+		for _, c := range s.Credentials {
+			if c.ID == id {
+				hits = append(hits, c)
+			}
+		}
+	case rp != "" && userName != "":
+		for _, c := range s.Credentials {
+			if c.RPID == rp && c.UserName == userName {
+				hits = append(hits, c)
+			}
+		}
+	default:
+		return emulator.CredentialInfo{}, usagef("delete needs --id HEX, or --rp RP and --user NAME")
+	}
+	switch len(hits) {
+	case 0:
+		return emulator.CredentialInfo{}, fmt.Errorf("no such credential")
+	case 1:
+		return hits[0], nil
+	}
+	return emulator.CredentialInfo{}, fmt.Errorf("%d credentials match; use --id", len(hits))
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,78 @@
+// Command fidolab is a software FIDO2 security key and the lab around it.
+//
+//	fidolab serve    serve an emulated key (socket transport, control API)
+//	fidolab key      inspect or edit a key's state file
+//	fidolab persona  list and show personas
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `fidolab — a software FIDO2 security key and the lab around it
+
+usage:
+  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
+                  [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+  fidolab key     info|list|delete|reset --state FILE [--json] ...
+  fidolab persona list|show NAME|FILE
+  fidolab help
+
+Run "fidolab COMMAND -h" for a command's flags.
+`
+
+// errUsage marks a command-line mistake: the usage is printed and the exit code is 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stdout, stderr)
+	case "key":
+		err = cmdKey(args[1:], stdout, stderr)
+	case "persona":
+		err = cmdPersona(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "fidolab: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "fidolab %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "fidolab %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func usagef(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}

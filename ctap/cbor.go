@@ -1,0 +1,118 @@
+package ctap
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Limits on CBOR input. CTAP 2.1 §8 lets platforms use at most four levels of nesting; the key
+// accepts a little more so that harmless extension payloads still decode, and refuses anything
+// deeper with CTAP2_ERR_INVALID_CBOR, as hardware keys with fixed parse stacks do.
+const (
+	MaxNesting     = 8
+	MaxArrayItems  = 256
+	MaxMapPairs    = 64
+	MaxMessageSize = 7609
+)
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.CTAP2EncOptions().EncMode()
+	if err != nil {
+		panic(err) // static options: a failure here is a programming error
+	}
+	decMode, err = cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		MaxNestedLevels:   MaxNesting,
+		MaxArrayElements:  MaxArrayItems,
+		MaxMapPairs:       MaxMapPairs,
+		IndefLength:       cbor.IndefLengthForbidden,
+		TagsMd:            cbor.TagsForbidden,
+		IntDec:            cbor.IntDecConvertSignedOrFail,
+		UTF8:              cbor.UTF8RejectInvalid,
+		NaN:               cbor.NaNDecodeForbidden,
+		Inf:               cbor.InfDecodeForbidden,
+		ExtraReturnErrors: cbor.ExtraDecErrorNone,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes v in CTAP2 canonical CBOR.
+func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// EncMode returns the CTAP2 canonical encoder, for packages that embed CBOR in their own types.
+func EncMode() cbor.EncMode { return encMode }
+
+// DecMode returns the strict decoder used for every request.
+func DecMode() cbor.DecMode { return decMode }
+
+// Unmarshal decodes strictly and maps every failure to the CTAP status a real key returns.
+// The returned error wraps a Status; use StatusOf to read it.
+func Unmarshal(data []byte, v any) error {
+	if len(data) == 0 {
+		return &DecodeError{Status: ErrMissingParameter, Err: errors.New("empty CBOR parameters")}
+	}
+	if err := decMode.Unmarshal(data, v); err != nil {
+		return &DecodeError{Status: statusForCBOR(err), Err: err}
+	}
+	return nil
+}
+
+// DecodeError is a CBOR decoding failure with the CTAP status that answers it.
+type DecodeError struct {
+	Status Status
+	Err    error
+}
+
+func (e *DecodeError) Error() string   { return fmt.Sprintf("%v: %v", e.Status, e.Err) }
+func (e *DecodeError) Unwrap() []error { return []error{e.Status, e.Err} }
+
+func statusForCBOR(err error) Status {
+	var (
+		typeErr *cbor.UnmarshalTypeError
+		keyErr  *cbor.InvalidMapKeyTypeError
+	)
+	switch {
+	case errors.As(err, &typeErr), errors.As(err, &keyErr):
+		return ErrCBORUnexpectedType
+	default:
+		// Syntax errors, duplicate keys, indefinite lengths, tags, extraneous data and exceeded
+		// nesting/length limits all mean the encoding itself is not acceptable CTAP2 CBOR.
+		return ErrInvalidCBOR
+	}
+}
+
+// StatusOf extracts the CTAP status from err: a Status anywhere in its chain, ErrOther otherwise,
+// StatusOK for nil.
+func StatusOf(err error) Status {
+	if err == nil {
+		return StatusOK
+	}
+	var s Status
+	if errors.As(err, &s) {
+		return s
+	}
+	return ErrOther
+}
+
+// Errorf returns an error carrying status s with a human-readable explanation for logs and traces.
+func Errorf(s Status, format string, args ...any) error {
+	return &statusError{s: s, msg: fmt.Sprintf(format, args...)}
+}
+
+type statusError struct {
+	s   Status
+	msg string
+}
+
+func (e *statusError) Error() string { return e.s.String() + ": " + e.msg }
+func (e *statusError) Unwrap() error { return e.s }

@@ -1,0 +1,65 @@
+package ctap
+
+import "github.com/fxamacker/cbor/v2"
+
+// authenticatorConfig subcommands.
+const (
+	ConfigEnableEnterpriseAttestation = 0x01
+	ConfigToggleAlwaysUV              = 0x02
+	ConfigSetMinPINLength             = 0x03
+	ConfigVendorPrototype             = 0xFF
+)
+
+// ConfigRequest is authenticatorConfig's parameter map.
+type ConfigRequest struct {
+	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
+	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
+	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
+}
+
+// SetMinPINLengthParams is setMinPINLength's subCommandParams map.
+type SetMinPINLengthParams struct {
+	NewMinPINLength   *uint64  `cbor:"1,keyasint,omitempty"`
+	MinPINLengthRPIDs []string `cbor:"2,keyasint,omitempty"`
+	ForceChangePIN    *bool    `cbor:"3,keyasint,omitempty"`
+}
+
+// DecodeConfig decodes the request; subCommandParams are decoded by the subcommand.
+func DecodeConfig(b []byte) (*ConfigRequest, error) {
+	var r ConfigRequest
+	if err := Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	if r.SubCommand == nil {
+		return nil, Errorf(ErrMissingParameter, "authenticatorConfig: subCommand missing")
+	}
+	return &r, nil
+}
+
+// LargeBlobsRequest is authenticatorLargeBlobs' parameter map.
+type LargeBlobsRequest struct {
+	Get               *uint64 `cbor:"1,keyasint,omitempty"`
+	Set               []byte  `cbor:"2,keyasint,omitempty"`
+	Offset            *uint64 `cbor:"3,keyasint,omitempty"`
+	Length            *uint64 `cbor:"4,keyasint,omitempty"`
+	PinUvAuthParam    []byte  `cbor:"5,keyasint,omitempty"`
+	PinUvAuthProtocol *uint64 `cbor:"6,keyasint,omitempty"`
+}
+
+// DecodeLargeBlobs decodes the request.
+func DecodeLargeBlobs(b []byte) (*LargeBlobsRequest, error) {
+	var r LargeBlobsRequest
+	if err := Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	if r.Offset == nil {
+		return nil, Errorf(ErrMissingParameter, "largeBlobs: offset missing")
+	}
+	return &r, nil
+}
+
+// LargeBlobsResponse is authenticatorLargeBlobs' response map.
+type LargeBlobsResponse struct {
+	Config []byte `cbor:"1,keyasint"`
+}

@@ -1,0 +1,404 @@
+package ctaphid
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Handler is the authenticator behind a Device. The Device never calls two Handler methods at once.
+type Handler interface {
+	// HandleCBOR processes one CTAPHID_CBOR payload (command byte + CBOR) and returns the response payload
+	// (status byte + CBOR). setStatus switches the keepalive status (StatusUPNeeded while waiting for the user,
+	// StatusProcessing otherwise). ctx is cancelled by CTAPHID_CANCEL on that channel, by PowerCycle, or when
+	// the port closes; the handler should then return CTAP2_ERR_KEEPALIVE_CANCEL (0x2D) within 50 ms.
+	HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte
+	// HandleMSG processes one CTAP1/U2F APDU and returns the response APDU (data + SW1 SW2).
+	HandleMSG(ctx context.Context, apdu []byte) []byte
+	// Wink asks the device to identify itself.
+	Wink()
+}
+
+// DeviceInfo is what a Device reports in its CTAPHID_INIT response.
+type DeviceInfo struct {
+	Major, Minor, Build byte
+	Capabilities        byte // CapWink | CapCBOR | CapNMsg
+}
+
+// Defaults for the Device timers.
+const (
+	// DefaultMessageTimeout is how long a Device waits for the next packet of an incomplete message
+	// before answering ERR_MSG_TIMEOUT. SoloKeys' firmware uses 750 ms of silence, long enough for a
+	// busy host and short enough that a crashed host does not hold the key for long.
+	DefaultMessageTimeout = 750 * time.Millisecond
+	// DefaultKeepaliveInterval is the KEEPALIVE period while a CBOR request runs. Windows gives up on
+	// a key that stays silent for about half a second; the spec suggests 100 ms.
+	DefaultKeepaliveInterval = 100 * time.Millisecond
+	// MaxLockSeconds is the longest CTAPHID_LOCK the spec allows.
+	MaxLockSeconds = 10
+	// maxChannels bounds the allocated channels so a host looping on INIT cannot grow memory;
+	// the oldest channel is dropped first, as small keys with a fixed channel table do.
+	maxChannels = 256
+)
+
+type config struct {
+	msgTimeout  time.Duration
+	keepalive   time.Duration
+	noKeepalive bool
+}
+
+// Option configures a Device.
+type Option func(*config)
+
+// WithMessageTimeout sets how long an incomplete message may wait for its next packet.
+func WithMessageTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.msgTimeout = d
+		}
+	}
+}
+
+// WithKeepaliveInterval sets the KEEPALIVE period while a CBOR request runs.
+func WithKeepaliveInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.keepalive = d
+		}
+	}
+}
+
+// WithoutKeepalive never sends KEEPALIVE, as some old keys did; hosts such as Windows then give up
+// on slow requests. For compatibility testing only.
+func WithoutKeepalive() Option { return func(c *config) { c.noKeepalive = true } }
+
+// Device is the CTAPHID state machine of a key: channel allocation, reassembly, the one-transaction
+// rule, LOCK, keepalives and CANCEL. Hosts reach it through Ports.
+//
+// Channels are device-global (any port may use any allocated channel, as with hidraw), but a response
+// goes only to the port that sent the request. A LOCK held by another channel makes every message,
+// CTAPHID_INIT included, fail with ERR_CHANNEL_BUSY. The Device never sends ERR_LOCK_REQUIRED: no
+// CTAP 2.1 command requires a lock. CTAPHID_CANCEL never gets a response, whatever its channel.
+type Device struct {
+	h    Handler
+	info DeviceInfo
+	cfg  config
+
+	mu       sync.Mutex
+	nextCID  uint32
+	channels map[uint32]struct{}
+	order    []uint32 // allocation order, for eviction
+
+	rx         Reassembler
+	rxActive   bool // a multi-packet message is being received
+	rxCID      uint32
+	rxPort     *Port
+	rxDeadline time.Time
+	rxTimer    *time.Timer
+
+	txn      *txn          // the request the handler is working on, nil when idle
+	lastDone chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
+
+	lockCID   uint32
+	lockUntil time.Time
+
+	unpowered bool // unplugged: reports from hosts go nowhere
+}
+
+// NewDevice returns a Device that serves h.
+func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
+	d := &Device{
+		h: h, info: info,
+		cfg:      config{msgTimeout: DefaultMessageTimeout, keepalive: DefaultKeepaliveInterval},
+		channels: make(map[uint32]struct{}),
+	}
+	for _, o := range opts {
+		o(&d.cfg)
+	}
+	return d
+}
+
+// Info returns what the device reports in its INIT response.
+func (d *Device) Info() DeviceInfo { return d.info }
+
+// PowerCycle simulates unplugging and replugging the key: every channel, lock and incomplete message is
+// dropped and the request in flight is cancelled without a response. Ports stay open. Channel numbers
+// keep counting up, so a channel from before the power cycle is never handed out again by accident.
+func (d *Device) PowerCycle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.abortTxn()
+	d.rx.Reset()
+	d.endRx()
+	clear(d.channels)
+	d.order = d.order[:0]
+	d.lockCID = 0
+}
+
+// SetPowered plugs the key in (true) or pulls it out (false). Unplugging is a PowerCycle after
+// which every report is ignored, as writes to a vanished device go nowhere, until it is plugged in again.
+func (d *Device) SetPowered(on bool) {
+	if !on {
+		d.PowerCycle()
+	}
+	d.mu.Lock()
+	d.unpowered = !on
+	d.mu.Unlock()
+}
+
+// Powered reports whether the key is plugged in.
+func (d *Device) Powered() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.unpowered
+}
+
+func (d *Device) input(p *Port, report []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unpowered {
+		return
+	}
+	cid := ReportCID(report)
+	if !IsInit(report) {
+		if d.rxActive && cid == d.rxCID {
+			d.feed(p, report)
+		}
+		return // a continuation packet for no message in progress is ignored (§11.2.4)
+	}
+	cmd := report[4]
+	if cid == 0 {
+		p.sendError(cid, ErrInvalidChannel)
+		return
+	}
+	if d.rxActive && cid == d.rxCID {
+		// An initialization packet interrupts the message on its own channel: INIT resyncs it, anything
+		// else is a sequence error (the order SoloKeys and OpenSK apply too).
+		d.rx.Abort(cid)
+		d.endRx()
+		if cmd != CmdInit {
+			p.sendError(cid, ErrInvalidSeq)
+			return
+		}
+	}
+	if d.lockedAgainst(cid) {
+		if cmd != CmdCancel {
+			p.sendError(cid, ErrChannelBusy)
+		}
+		return
+	}
+	switch cmd {
+	case CmdInit:
+		d.handleInit(p, report)
+		return
+	case CmdCancel:
+		// CANCEL takes no lock that a running request holds, so it reaches a handler waiting for the user.
+		if d.txn != nil && d.txn.cid == cid {
+			d.txn.cancel()
+		}
+		return
+	}
+	if cid == BroadcastCID || !d.allocated(cid) {
+		p.sendError(cid, ErrInvalidChannel)
+		return
+	}
+	if d.rxActive || d.txn != nil {
+		p.sendError(cid, ErrChannelBusy)
+		return
+	}
+	d.feed(p, report)
+}
+
+// feed passes a report of an accepted message to the reassembler.
+func (d *Device) feed(p *Port, report []byte) {
+	owner := p
+	if d.rxActive {
+		owner = d.rxPort
+	}
+	msg, ok, err := d.rx.Add(report)
+	if err != nil {
+		cid := ReportCID(report)
+		d.rx.Abort(cid)
+		d.endRx()
+		code := ErrOther
+		errors.As(err, &code)
+		p.sendError(cid, code)
+		return
+	}
+	if !ok {
+		if !d.rxActive {
+			d.startRx(p, ReportCID(report))
+		}
+		d.rxDeadline = time.Now().Add(d.cfg.msgTimeout)
+		return
+	}
+	d.endRx()
+	d.dispatch(owner, msg)
+}
+
+func (d *Device) startRx(p *Port, cid uint32) {
+	d.rxActive, d.rxCID, d.rxPort = true, cid, p
+	if d.rxTimer == nil {
+		d.rxTimer = time.AfterFunc(d.cfg.msgTimeout, d.rxTimeout)
+	} else {
+		d.rxTimer.Reset(d.cfg.msgTimeout)
+	}
+}
+
+func (d *Device) endRx() {
+	d.rxActive, d.rxCID, d.rxPort = false, 0, nil
+	if d.rxTimer != nil {
+		d.rxTimer.Stop()
+	}
+}
+
+// rxTimeout runs on the message timer. The timer is armed once per message and re-armed here for what
+// is left, so a packet costs no timer operation.
+func (d *Device) rxTimeout() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.rxActive {
+		return
+	}
+	if left := time.Until(d.rxDeadline); left > 0 {
+		d.rxTimer.Reset(left)
+		return
+	}
+	cid, p := d.rxCID, d.rxPort
+	d.rx.Abort(cid)
+	d.endRx()
+	p.sendError(cid, ErrMsgTimeout)
+}
+
+func (d *Device) dispatch(p *Port, msg Message) {
+	caps := d.info.Capabilities
+	switch msg.Cmd {
+	case CmdPing:
+		p.send(msg.CID, CmdPing, msg.Payload)
+	case CmdLock:
+		d.handleLock(p, msg)
+	case CmdWink:
+		switch {
+		case caps&CapWink == 0:
+			p.sendError(msg.CID, ErrInvalidCmd)
+		case len(msg.Payload) != 0:
+			p.sendError(msg.CID, ErrInvalidLen)
+		default:
+			d.startJob(p, msg)
+		}
+	case CmdCBOR:
+		switch {
+		case caps&CapCBOR == 0:
+			p.sendError(msg.CID, ErrInvalidCmd)
+		case len(msg.Payload) == 0:
+			p.sendError(msg.CID, ErrInvalidLen)
+		default:
+			d.startJob(p, msg)
+		}
+	case CmdMsg:
+		switch {
+		case caps&CapNMsg != 0: // NMSG: the key does not implement CTAPHID_MSG
+			p.sendError(msg.CID, ErrInvalidCmd)
+		case len(msg.Payload) == 0:
+			p.sendError(msg.CID, ErrInvalidLen)
+		default:
+			d.startJob(p, msg)
+		}
+	default:
+		p.sendError(msg.CID, ErrInvalidCmd)
+	}
+}
+
+func (d *Device) handleInit(p *Port, report []byte) {
+	cid := ReportCID(report)
+	if binary.BigEndian.Uint16(report[5:]) != 8 {
+		p.sendError(cid, ErrInvalidLen)
+		return
+	}
+	ch := cid
+	switch {
+	case cid == BroadcastCID:
+		ch = d.allocate()
+	case d.allocated(cid):
+		if d.txn != nil && d.txn.cid == cid {
+			d.abortTxn()
+		}
+	default:
+		p.sendError(cid, ErrInvalidChannel)
+		return
+	}
+	resp := make([]byte, 17)
+	copy(resp, report[initHeader:initHeader+8])
+	binary.BigEndian.PutUint32(resp[8:], ch)
+	resp[12] = ProtocolVersion
+	resp[13], resp[14], resp[15], resp[16] = d.info.Major, d.info.Minor, d.info.Build, d.info.Capabilities
+	p.send(cid, CmdInit, resp)
+}
+
+func (d *Device) handleLock(p *Port, msg Message) {
+	if len(msg.Payload) != 1 {
+		p.sendError(msg.CID, ErrInvalidLen)
+		return
+	}
+	secs := msg.Payload[0]
+	if secs > MaxLockSeconds {
+		p.sendError(msg.CID, ErrInvalidPar)
+		return
+	}
+	if secs == 0 {
+		if d.lockCID == msg.CID {
+			d.lockCID = 0
+		}
+	} else {
+		d.lockCID = msg.CID
+		d.lockUntil = time.Now().Add(time.Duration(secs) * time.Second)
+	}
+	p.send(msg.CID, CmdLock, nil)
+}
+
+func (d *Device) lockedAgainst(cid uint32) bool {
+	if d.lockCID == 0 {
+		return false
+	}
+	if !time.Now().Before(d.lockUntil) {
+		d.lockCID = 0
+		return false
+	}
+	return d.lockCID != cid
+}
+
+func (d *Device) allocated(cid uint32) bool {
+	_, ok := d.channels[cid]
+	return ok
+}
+
+func (d *Device) allocate() uint32 {
+	for {
+		d.nextCID++
+		if d.nextCID != 0 && d.nextCID != BroadcastCID && !d.allocated(d.nextCID) {
+			break
+		}
+	}
+	if len(d.order) >= maxChannels {
+		delete(d.channels, d.order[0])
+		d.order = append(d.order[:0], d.order[1:]...)
+	}
+	d.channels[d.nextCID] = struct{}{}
+	d.order = append(d.order, d.nextCID)
+	return d.nextCID
+}
+
+// portClosed drops the work that port p started: its response would have nowhere to go.
+func (d *Device) portClosed(p *Port) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.txn != nil && d.txn.port == p {
+		d.abortTxn()
+	}
+	if d.rxActive && d.rxPort == p {
+		d.rx.Abort(d.rxCID)
+		d.endRx()
+	}
+}

@@ -1,0 +1,131 @@
+package ctaphid
+
+import (
+	"errors"
+	"sync"
+)
+
+// maxQueuedMessages bounds a port's output when its host stops reading; further messages are dropped,
+// as hidraw drops input reports a reader does not collect.
+const maxQueuedMessages = 4096
+
+var errPortClosed = errors.New("ctaphid: port closed")
+
+type outMsg struct {
+	cid     uint32
+	cmd     byte
+	payload []byte
+}
+
+// Port is one host connection to a Device, like one open hidraw file descriptor. Output to it is
+// written by a single goroutine per port, so reports of different messages never interleave and out is
+// never called concurrently.
+type Port struct {
+	d   *Device
+	out func(report []byte)
+
+	qmu    sync.Mutex
+	cond   *sync.Cond
+	queue  []outMsg
+	spare  []outMsg
+	closed bool
+	exited chan struct{}
+
+	scratch [ReportSize]byte // the writer goroutine's report buffer
+}
+
+// Open connects a host to the device. out receives every report the device sends to this host; the
+// slice is reused after out returns, so out must copy what it keeps. out must not call Close.
+func (d *Device) Open(out func(report []byte)) *Port {
+	p := &Port{d: d, out: out, exited: make(chan struct{})}
+	p.cond = sync.NewCond(&p.qmu)
+	go p.writer()
+	return p
+}
+
+// Input delivers one report written by the host. A report that is not exactly ReportSize bytes (a
+// 65-byte write with a leading report ID included) is dropped without an answer, as a USB HID device
+// never sees such a transfer. Input does not block on the handler or on output.
+func (p *Port) Input(report []byte) {
+	if len(report) != ReportSize {
+		return
+	}
+	p.qmu.Lock()
+	closed := p.closed
+	p.qmu.Unlock()
+	if closed {
+		return
+	}
+	p.d.input(p, report)
+}
+
+// Close disconnects the host: a request it started is cancelled and its response dropped. When Close
+// returns, out is not called again.
+func (p *Port) Close() {
+	p.qmu.Lock()
+	if p.closed {
+		p.qmu.Unlock()
+		<-p.exited
+		return
+	}
+	p.closed = true
+	clear(p.queue)
+	p.queue = nil
+	p.cond.Broadcast()
+	p.qmu.Unlock()
+	p.d.portClosed(p)
+	<-p.exited
+}
+
+func (p *Port) send(cid uint32, cmd byte, payload []byte) {
+	if len(payload) > MaxMessageSize {
+		cmd, payload = CmdError, oneByte(byte(ErrOther))
+	}
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if p.closed || len(p.queue) >= maxQueuedMessages {
+		return
+	}
+	p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload})
+	p.cond.Signal()
+}
+
+func (p *Port) sendError(cid uint32, code ErrorCode) {
+	p.send(cid, CmdError, oneByte(byte(code)))
+}
+
+func (p *Port) writer() {
+	defer close(p.exited)
+	write := func(r []byte) error {
+		p.qmu.Lock()
+		closed := p.closed
+		p.qmu.Unlock()
+		if closed {
+			return errPortClosed
+		}
+		p.out(r)
+		return nil
+	}
+	for {
+		p.qmu.Lock()
+		for len(p.queue) == 0 && !p.closed {
+			p.cond.Wait()
+		}
+		if p.closed {
+			p.qmu.Unlock()
+			return
+		}
+		batch := p.queue
+		p.queue = p.spare[:0]
+		p.qmu.Unlock()
+		for _, m := range batch {
+			if eachPacket(&p.scratch, m.cid, m.cmd, m.payload, write) != nil {
+				break
+			}
+		}
+		clear(batch) // drop payload references
+		p.qmu.Lock()
+		p.spare = batch[:0]
+		p.qmu.Unlock()
+	}
+}
