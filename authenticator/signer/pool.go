@@ -113,7 +113,7 @@ func (b *batch) wipe() {
 // rand. The inversions are batched with Montgomery's trick: with prefix
 // products P_i = k_0···k_i, one inversion of P_last and 3 multiplications per
 // element yield every k_i⁻¹, so a batch of B costs B point multiplications
-// plus a single ~7 µs inversion instead of B of them.
+// plus a single inversion instead of B of them.
 func generatePairs(rand io.Reader, out []pair, k, prefix []ordElement) error {
 	var (
 		buf   [32]byte

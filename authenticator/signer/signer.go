@@ -15,17 +15,19 @@
 // for the request path and the key, a fixed 4-limb Montgomery routine for
 // the refiller's inversions (see ordElement), nistec for k·G.
 //
-// When the pool is empty the signer computes a pair inline (≈ one plain
-// signature's cost), so it never blocks and never reuses a pair.
+// When the pool is empty the signer computes a pair inline (less than a
+// stdlib signature's cost), so it never blocks and never reuses a pair.
 //
-// Tuning (defaults; see the package benchmarks): the pool holds 256 pairs
-// (16 KiB) and is refilled when it falls to half, in batches of 32. Batching
-// shares one inversion per batch via Montgomery's trick; at 32 that inversion
-// is ~0.2 µs per pair, under 2% of a pair's point multiplication, and larger
-// batches gain nothing measurable while holding more secrets in scratch. A
-// batch is ~0.6 ms of CPU, and the refiller yields between batches, so it
-// cannot starve requests; half a pool (128 signatures) absorbs a burst while
-// the refiller catches up.
+// Tuning (defaults, measured on the 2-core dev machine): the pool holds 256
+// pairs (16 KiB) and is refilled when it falls to half, in batches of 32. A
+// pair costs ~18 µs, almost all of it nistec's ScalarBaseMult and affine x;
+// batching shares the inversion (~10 µs) via Montgomery's trick: per pair
+// ~50 µs at batch 1, ~33 µs at 8, ~18 µs at 32, no better at 128, so 32 is
+// the knee, and a larger batch only holds more secrets in scratch. A batch is
+// ~0.6 ms of CPU and the refiller yields between batches, so it cannot
+// starve requests; half a pool (128 signatures) absorbs a burst while the
+// refiller catches up. Under flat-out load about a third of signatures miss
+// and compute inline, which is still cheaper than a stdlib signature.
 //
 // Low-S is not normalised: WebAuthn and U2F verifiers accept either s, real
 // security keys and crypto/ecdsa emit both, and an authenticator whose every

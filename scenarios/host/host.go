@@ -1,0 +1,139 @@
+// Package host is the contract between the scenario runner and the place Windows runs: the
+// built-in behavioural model now, a real Windows VM later. The catalog speaks only in these terms
+// (versions, join types, enabling methods, actions, outcomes), so a new target needs no catalog change.
+package host
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/scenarios/result"
+)
+
+// Version is a Windows release, ordered by Rank.
+type Version struct {
+	Name string // catalog spelling: "10-1809", "11-24H2"
+	Rank int    // increases with release date
+}
+
+// Versions are the Windows releases the catalog expands over, oldest first.
+var Versions = []Version{
+	{"10-1809", 1}, {"10-1903", 2}, {"10-1909", 3}, {"10-2004", 4}, {"10-20H2", 5}, {"10-21H2", 6},
+	{"10-22H2", 7}, {"11-22H2", 8}, {"11-23H2", 9}, {"11-24H2", 10},
+}
+
+// ParseVersion accepts "10-1909", "win10-1909", "Windows 10 1909", "11-24h2".
+func ParseVersion(s string) (Version, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimPrefix(t, "WINDOWS")
+	t = strings.TrimPrefix(t, "WIN")
+	t = strings.Join(strings.Fields(strings.ReplaceAll(t, "-", " ")), "-")
+	for _, v := range Versions {
+		if strings.ToUpper(v.Name) == t {
+			return v, nil
+		}
+	}
+	return Version{}, fmt.Errorf("unknown Windows version %q (known: %s)", s, VersionNames())
+}
+
+// VersionNames lists the known versions.
+func VersionNames() string {
+	var n []string
+	for _, v := range Versions {
+		n = append(n, v.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+// Join is how the device is joined.
+type Join string
+
+// Join types.
+const (
+	JoinEntra     Join = "entra"     // Microsoft Entra joined
+	JoinHybrid    Join = "hybrid"    // Microsoft Entra hybrid joined
+	JoinOnPrem    Join = "onprem"    // on-premises AD DS only
+	JoinWorkgroup Join = "workgroup" // not joined
+)
+
+// Enablement is how security-key sign-in was turned on for the device.
+type Enablement string
+
+// Enabling methods (seed document, "Enable security keys for Windows sign-in").
+const (
+	EnableIntuneWHfB Enablement = "intune-whfb" // Intune WHfB "Use security keys for sign-in" (not for already provisioned devices)
+	EnableIntuneOMA  Enablement = "intune-oma"  // custom OMA-URI …/SecurityKey/UseSecurityKeyForSignin = 1
+	EnablePPKG       Enablement = "ppkg"        // provisioning package (1903 also needs EnableSharedPCMode)
+	EnableGPO        Enablement = "gpo"         // "Turn on security key sign-in" (hybrid only)
+	EnableNone       Enablement = "none"
+)
+
+// Tenant is the Entra side of a case.
+type Tenant struct {
+	EnforceAttestation bool     // attestation enforcement (applies at registration)
+	AAGUIDAllow        []string // key restriction: only these AAGUIDs (empty = any)
+	AAGUIDBlock        []string // key restriction: never these AAGUIDs
+}
+
+// Config is a device for one case.
+type Config struct {
+	Version Version
+	Join    Join
+	Enable  Enablement
+	// SharedPC is EnableSharedPCMode (needed with a provisioning package on 1903).
+	SharedPC bool
+	// ProvisionedBeforePolicy: the device was provisioned before the Intune WHfB setting was
+	// made, which therefore never reaches it.
+	ProvisionedBeforePolicy bool
+	// Online is the initial network state.
+	Online bool
+	Tenant Tenant
+}
+
+// Action is one thing the user (or an admin) does; Name is from the action vocabulary in
+// docs/scenarios.md, the other fields are its parameters.
+type Action struct {
+	Name    string
+	Account string            // who registers / is expected, for actions that name one
+	PIN     string            // the PIN the user types ("" = none asked or none typed)
+	NewPIN  string            // for change-pin and set-pin
+	Pick    string            // account chosen in a WebAuthn account picker
+	Args    map[string]string // anything else (e.g. "redirection": "true", "seconds": "11")
+}
+
+// Key is the security key a host talks to: in-process emulator, a served socket, later a real key.
+type Key interface {
+	// Client opens a CTAP client on the key. rec, when non-nil, sees every exchange (for reports).
+	Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error)
+	// Replug unplugs and replugs the key (power-up: reset window and PIN power-cycle counter).
+	Replug(ctx context.Context) error
+	// Describe says what the key is, for reports.
+	Describe() string
+}
+
+// Clock is implemented by keys whose notion of time can be moved forward (in-process emulators):
+// a `wait` action advances it instead of sleeping, so the 10 s reset window costs no wall time.
+// Hosts check for it with a type assertion and sleep for real when a key lacks it.
+type Clock interface {
+	Advance(d time.Duration)
+}
+
+// Target is where hosts run.
+type Target interface {
+	// Name is "model" or a VM description, for reports.
+	Name() string
+	// NewHost prepares a device for one case, talking to key.
+	NewHost(ctx context.Context, cfg Config, key Key) (Host, error)
+}
+
+// Host is one Windows device during one case. It keeps state between actions (accounts that
+// signed in online before, cached offline secrets, network state).
+type Host interface {
+	// Do performs one action and returns what the user sees, plus notes on the model's decisions.
+	// An error means the action could not be performed at all (not a sign-in failure).
+	Do(ctx context.Context, a Action) (result.Outcome, []string, error)
+	Close() error
+}
