@@ -218,6 +218,10 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 	if !ok || !a.supports(r.cmd) {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "%v not supported by persona %s", r.cmd, a.p.Name)
 	}
+	if n := 1 + len(r.params); n > a.p.MaxMsgSize {
+		// getInfo's maxMsgSize is a promise about what the key can buffer; CTAPHID carries more.
+		return nil, ctap.Errorf(ctap.ErrRequestTooLarge, "%d-byte request exceeds maxMsgSize %d", n, a.p.MaxMsgSize)
+	}
 	if d := a.p.Quirks.ProcessingDelayMs; d > 0 {
 		select {
 		case <-ctx.Done():

@@ -20,14 +20,19 @@ var (
 	ErrKeyDestroyed = errors.New("signer: private key destroyed")
 )
 
-// PrivateKey is a P-256 private scalar parsed once for signing, with its
-// public key cached. It is safe for concurrent use; Destroy wipes the scalar
-// and makes every later use fail with ErrKeyDestroyed. Formatting it with fmt
-// never prints the scalar.
+// PrivateKey is a P-256 private scalar parsed once for signing. It is safe for
+// concurrent use; Destroy wipes the scalar and makes every later use fail
+// with ErrKeyDestroyed. Formatting it with fmt never prints the scalar.
+//
+// The public key is computed on the first Public call and cached, not at
+// parse time: a point multiplication costs as much as a whole fast-path
+// request, and the request path (unwrap a credential, sign, wipe) never needs
+// the public key.
 type PrivateKey struct {
-	mu  sync.RWMutex
-	d   *bigmod.Nat // nil once destroyed
-	pub *ecdsa.PublicKey
+	mu      sync.RWMutex
+	d       *bigmod.Nat // nil once destroyed
+	pubOnce sync.Once
+	pub     *ecdsa.PublicKey // set by pubOnce; nil if destroyed before first use
 }
 
 // NewPrivateKey parses a 32-byte big-endian scalar, rejecting 0 and values ≥ n.
@@ -40,17 +45,9 @@ func NewPrivateKey(scalar []byte) (*PrivateKey, error) {
 	if err != nil || d.IsZero() == 1 {
 		return nil, ErrInvalidKey
 	}
-	p, err := nistec.NewP256Point().ScalarBaseMult(scalar)
-	if err != nil {
-		clear(d.Bits())
-		return nil, ErrInvalidKey
-	}
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), p.Bytes())
-	if err != nil {
-		clear(d.Bits())
-		return nil, fmt.Errorf("signer: deriving public key: %w", err)
-	}
-	return &PrivateKey{d: d, pub: pub}, nil
+	// d in [1, n-1] always has a valid public point, so deferring its
+	// computation to Public cannot turn a rejected key into an accepted one.
+	return &PrivateKey{d: d}, nil
 }
 
 // PrivateKeyFromECDSA converts a P-256 crypto/ecdsa key.
@@ -88,10 +85,36 @@ func GenerateKey(random io.Reader) (*PrivateKey, error) {
 	}
 }
 
-// Public returns the cached public key. It stays valid after Destroy; callers
-// must not modify it.
+// Public returns the public key, computing it on the first call and caching
+// it. A key obtained before Destroy stays valid after it; on a key destroyed
+// before Public was ever called it returns nil. Callers must not modify it.
 func (k *PrivateKey) Public() *ecdsa.PublicKey {
+	k.pubOnce.Do(func() {
+		k.mu.RLock()
+		defer k.mu.RUnlock()
+		if k.d == nil {
+			return
+		}
+		k.pub = publicFromNat(k.d)
+	})
 	return k.pub
+}
+
+// publicFromNat computes d·G. It cannot fail for d in [1, n-1], which
+// NewPrivateKey guarantees; the nil returns only guard that invariant.
+func publicFromNat(d *bigmod.Nat) *ecdsa.PublicKey {
+	var b [32]byte
+	defer clear(b[:])
+	natToBytes(&b, d)
+	p, err := nistec.NewP256Point().ScalarBaseMult(b[:])
+	if err != nil {
+		return nil
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), p.Bytes())
+	if err != nil {
+		return nil
+	}
+	return pub
 }
 
 // Bytes returns a fresh copy of the 32-byte big-endian scalar, for wrapping

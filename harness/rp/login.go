@@ -44,14 +44,26 @@ type LoginResult struct {
 	Assertion *client.AssertionResult
 }
 
-// Login runs an authentication ceremony: for user (its credentials in allowCredentials), or with
-// user nil a discoverable login that identifies the account from the key's user handle. The
-// signature, flags, origin and challenge are verified by go-webauthn; the signature counter must
-// grow past the stored one (ErrCounterNotIncreased otherwise), and the stored one is updated.
-func (r *RP) Login(ctx context.Context, c *client.Client, user *User, opts LoginOptions) (*LoginResult, error) {
-	uvReq := opts.UserVerification
-	if uvReq == "" {
-		uvReq = protocol.VerificationPreferred
+// PendingLogin is an authentication ceremony the RP has begun: the getAssertion request a browser
+// builds from the RP's options (the RP's nonce is in its clientDataHash), still without the
+// platform's user verification and extensions. A platform that runs the CTAP part itself (the
+// Windows model) completes and sends Request, and hands the chosen answer to FinishLogin.
+type PendingLogin struct {
+	// Request is the getAssertion request; the platform adds pinUvAuthParam/options.uv and extensions.
+	Request *ctap.GetAssertionRequest
+	// ClientDataHash is what the request's pinUvAuthParam must cover.
+	ClientDataHash []byte
+
+	user    *User
+	cdj     []byte
+	session *webauthn.SessionData
+}
+
+// BeginLogin starts an authentication ceremony: for user (its credentials in allowCredentials), or
+// with user nil a discoverable one; uv is the page's requirement ("" means "preferred").
+func (r *RP) BeginLogin(user *User, uv protocol.UserVerificationRequirement) (*PendingLogin, error) {
+	if uv == "" {
+		uv = protocol.VerificationPreferred
 	}
 	var (
 		assertion *protocol.CredentialAssertion
@@ -59,9 +71,9 @@ func (r *RP) Login(ctx context.Context, c *client.Client, user *User, opts Login
 		err       error
 	)
 	if user != nil {
-		assertion, session, err = r.wa.BeginLogin(user, webauthn.WithUserVerification(uvReq))
+		assertion, session, err = r.wa.BeginLogin(user, webauthn.WithUserVerification(uv))
 	} else {
-		assertion, session, err = r.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(uvReq))
+		assertion, session, err = r.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(uv))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rp: begin login: %w", describe(err))
@@ -75,6 +87,82 @@ func (r *RP) Login(ctx context.Context, c *client.Client, user *User, opts Login
 	for _, d := range assertion.Response.AllowedCredentials {
 		req.AllowList = append(req.AllowList, ctap.CredentialDescriptor{ID: d.CredentialID, Type: string(d.Type)})
 	}
+	return &PendingLogin{Request: req, ClientDataHash: cdh[:], user: user, cdj: cdj, session: session}, nil
+}
+
+// FinishLogin verifies the assertion the platform chose for a begun login: signature, flags,
+// origin and challenge by go-webauthn, and a signature counter that must grow past the stored one
+// (ErrCounterNotIncreased otherwise), which is then updated. Accounts and the hmac-secret outputs
+// of the result are left for the platform, which alone knows them.
+func (r *RP) FinishLogin(p *PendingLogin, chosen *client.AssertionResult) (*LoginResult, error) {
+	if p == nil || chosen == nil || chosen.AuthData == nil {
+		return nil, errors.New("rp: login: no pending login or no assertion")
+	}
+	res := &LoginResult{Accounts: 1, Assertion: chosen, Flags: chosen.AuthData.Flags, SignCount: chosen.AuthData.SignCount}
+	var userHandle string
+	if chosen.User != nil {
+		userHandle = b64(chosen.User.ID)
+	}
+	body := map[string]any{
+		"id": b64(chosen.CredentialID), "rawId": b64(chosen.CredentialID), "type": "public-key",
+		"authenticatorAttachment": "cross-platform",
+		"response": map[string]any{
+			"clientDataJSON": b64(p.cdj), "authenticatorData": b64(chosen.RawAuthData),
+			"signature": b64(chosen.Signature), "userHandle": userHandle,
+		},
+		"clientExtensionResults": map[string]any{},
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("rp: login: %w", err)
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("rp: login: parsing response: %w", describe(err))
+	}
+	user := p.user
+	var cred *webauthn.Credential
+	if user != nil {
+		cred, err = r.wa.ValidateLogin(user, *p.session, parsed)
+	} else {
+		var u webauthn.User
+		u, cred, err = r.wa.ValidatePasskeyLogin(func(_, userHandle []byte) (webauthn.User, error) {
+			if u := r.User(userHandle); u != nil {
+				return u, nil
+			}
+			return nil, errors.New("no such user")
+		}, *p.session, parsed)
+		if err == nil {
+			user = u.(*User)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rp: login: verification: %w", describe(err))
+	}
+	if cred.Authenticator.CloneWarning {
+		return nil, fmt.Errorf("%w: got %d", ErrCounterNotIncreased, chosen.AuthData.SignCount)
+	}
+	r.mu.Lock()
+	for i := range user.Credentials {
+		if bytes.Equal(user.Credentials[i].ID, cred.ID) {
+			user.Credentials[i] = *cred
+		}
+	}
+	r.mu.Unlock()
+	res.User, res.Credential = user, cred
+	return res, nil
+}
+
+// Login runs an authentication ceremony: for user (its credentials in allowCredentials), or with
+// user nil a discoverable login that identifies the account from the key's user handle. The
+// signature, flags, origin and challenge are verified by go-webauthn; the signature counter must
+// grow past the stored one (ErrCounterNotIncreased otherwise), and the stored one is updated.
+func (r *RP) Login(ctx context.Context, c *client.Client, user *User, opts LoginOptions) (*LoginResult, error) {
+	p, err := r.BeginLogin(user, opts.UserVerification)
+	if err != nil {
+		return nil, err
+	}
+	req := p.Request
 	uv := opts.UV
 	if opts.U2F {
 		uv = UV{}
@@ -85,7 +173,7 @@ func (r *RP) Login(ctx context.Context, c *client.Client, user *User, opts Login
 	}
 	req.Options = uvOptions(req.Options, useUV)
 	if tok != nil {
-		req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Auth(cdh[:]), tok.ProtocolParam()
+		req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Auth(p.ClientDataHash), tok.ProtocolParam()
 	}
 	var hs *client.HMACSecret
 	if opts.HMACSalt1 != nil {
@@ -108,63 +196,17 @@ func (r *RP) Login(ctx context.Context, c *client.Client, user *User, opts Login
 	if err != nil {
 		return nil, err
 	}
-	res := &LoginResult{Accounts: accounts, Assertion: chosen, Flags: chosen.AuthData.Flags, SignCount: chosen.AuthData.SignCount}
+	var h1, h2 []byte
 	if hs != nil {
-		if res.HMACSecret1, res.HMACSecret2, err = hs.Output(chosen.AuthData); err != nil {
+		if h1, h2, err = hs.Output(chosen.AuthData); err != nil {
 			return nil, fmt.Errorf("rp: login: hmac-secret: %w", err)
 		}
 	}
-
-	var userHandle string
-	if chosen.User != nil {
-		userHandle = b64(chosen.User.ID)
-	}
-	body := map[string]any{
-		"id": b64(chosen.CredentialID), "rawId": b64(chosen.CredentialID), "type": "public-key",
-		"authenticatorAttachment": "cross-platform",
-		"response": map[string]any{
-			"clientDataJSON": b64(cdj), "authenticatorData": b64(chosen.RawAuthData),
-			"signature": b64(chosen.Signature), "userHandle": userHandle,
-		},
-		"clientExtensionResults": map[string]any{},
-	}
-	raw, err := json.Marshal(body)
+	res, err := r.FinishLogin(p, chosen)
 	if err != nil {
-		return nil, fmt.Errorf("rp: login: %w", err)
+		return nil, err
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(raw)
-	if err != nil {
-		return nil, fmt.Errorf("rp: login: parsing response: %w", describe(err))
-	}
-	var cred *webauthn.Credential
-	if user != nil {
-		cred, err = r.wa.ValidateLogin(user, *session, parsed)
-	} else {
-		var u webauthn.User
-		u, cred, err = r.wa.ValidatePasskeyLogin(func(_, userHandle []byte) (webauthn.User, error) {
-			if u := r.User(userHandle); u != nil {
-				return u, nil
-			}
-			return nil, errors.New("no such user")
-		}, *session, parsed)
-		if err == nil {
-			user = u.(*User)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rp: login: verification: %w", describe(err))
-	}
-	if cred.Authenticator.CloneWarning {
-		return nil, fmt.Errorf("%w: got %d", ErrCounterNotIncreased, chosen.AuthData.SignCount)
-	}
-	r.mu.Lock()
-	for i := range user.Credentials {
-		if bytes.Equal(user.Credentials[i].ID, cred.ID) {
-			user.Credentials[i] = *cred
-		}
-	}
-	r.mu.Unlock()
-	res.User, res.Credential = user, cred
+	res.Accounts, res.HMACSecret1, res.HMACSecret2 = accounts, h1, h2
 	return res, nil
 }
 

@@ -54,10 +54,26 @@ type Registration struct {
 	Chain []*x509.Certificate
 }
 
-// Register runs a registration ceremony for user with the key behind c: the RP's options, the
-// browser's clientDataJSON and makeCredential, then go-webauthn's verification and, with trusted
-// roots, the attestation chain. On success the credential is added to user, and user to the RP.
-func (r *RP) Register(ctx context.Context, c *client.Client, user *User, opts RegisterOptions) (*Registration, error) {
+// PendingRegistration is a registration ceremony the RP has begun: the makeCredential request a
+// browser builds from the RP's options, still without the platform's pinUvAuthParam, waiting for
+// the key's answer. A platform that runs the CTAP part itself (the Windows model) fills in user
+// verification, sends Request and hands the answer to FinishRegister.
+type PendingRegistration struct {
+	// Request is the makeCredential request; the platform adds PinUvAuthParam/Protocol or options.uv.
+	Request *ctap.MakeCredentialRequest
+	// ClientDataHash is what the request's pinUvAuthParam must cover.
+	ClientDataHash []byte
+
+	user        *User
+	opts        RegisterOptions
+	attestation protocol.ConveyancePreference
+	cdj         []byte
+	session     *webauthn.SessionData
+}
+
+// BeginRegister starts a registration ceremony for user: the RP's creation options, the browser's
+// clientDataJSON and the makeCredential request built from them.
+func (r *RP) BeginRegister(user *User, opts RegisterOptions) (*PendingRegistration, error) {
 	if user == nil || len(user.ID) == 0 {
 		return nil, errors.New("rp: register: user with an ID required")
 	}
@@ -127,25 +143,17 @@ func (r *RP) Register(ctx context.Context, c *client.Client, user *User, opts Re
 			req.Extensions.HMACSecret = ctap.Bool(true)
 		}
 	}
-	var res *client.MakeCredentialResult
-	if opts.U2F {
-		res, err = r.u2fMakeCredential(ctx, c, cdh)
-	} else {
-		tok, useUV, terr := token(ctx, c, opts.UV, ctap.PermMakeCredential, r.id)
-		if terr != nil {
-			return nil, fmt.Errorf("rp: register: user verification: %w", terr)
-		}
-		req.Options = uvOptions(req.Options, useUV)
-		if tok != nil {
-			req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Auth(cdh[:]), tok.ProtocolParam()
-		}
-		res, err = c.MakeCredential(ctx, req)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rp: register: %w", err)
-	}
+	return &PendingRegistration{Request: req, ClientDataHash: cdh[:], user: user, opts: opts, attestation: att, cdj: cdj, session: session}, nil
+}
 
-	if att == protocol.PreferNoAttestation && res.Response.Fmt != ctap.FormatNone {
+// FinishRegister verifies the key's makeCredential answer to a begun registration: go-webauthn's
+// verification and, with trusted roots, the attestation chain. On success the credential is added
+// to the user, and the user to the RP.
+func (r *RP) FinishRegister(p *PendingRegistration, res *client.MakeCredentialResult) (*Registration, error) {
+	if p == nil || res == nil || res.Response == nil || res.AuthData == nil {
+		return nil, errors.New("rp: register: no pending registration or no answer")
+	}
+	if p.attestation == protocol.PreferNoAttestation && res.Response.Fmt != ctap.FormatNone {
 		// A browser asked for no attestation replaces the statement with "none" (WebAuthn §5.4.7).
 		res.RawAttStmt = []byte{0xa0}
 		res.Response.Fmt = ctap.FormatNone
@@ -159,9 +167,9 @@ func (r *RP) Register(ctx context.Context, c *client.Client, user *User, opts Re
 		"id": b64(res.CredentialID), "rawId": b64(res.CredentialID), "type": "public-key",
 		"authenticatorAttachment": "cross-platform",
 		"response": map[string]any{
-			"clientDataJSON": b64(cdj), "attestationObject": b64(attObj), "transports": []string{"usb"},
+			"clientDataJSON": b64(p.cdj), "attestationObject": b64(attObj), "transports": []string{"usb"},
 		},
-		"clientExtensionResults": registrationClientOutputs(opts, res),
+		"clientExtensionResults": registrationClientOutputs(p.opts, res),
 	}
 	raw, err := json.Marshal(body)
 	if err != nil {
@@ -171,7 +179,7 @@ func (r *RP) Register(ctx context.Context, c *client.Client, user *User, opts Re
 	if err != nil {
 		return nil, fmt.Errorf("rp: register: parsing response: %w", describe(err))
 	}
-	cred, err := r.wa.CreateCredential(user, *session, parsed)
+	cred, err := r.wa.CreateCredential(p.user, *p.session, parsed)
 	if err != nil {
 		return nil, fmt.Errorf("rp: register: verification: %w", describe(err))
 	}
@@ -181,9 +189,38 @@ func (r *RP) Register(ctx context.Context, c *client.Client, user *User, opts Re
 			return nil, err
 		}
 	}
-	user.Credentials = append(user.Credentials, *cred)
-	r.addUser(user)
+	p.user.Credentials = append(p.user.Credentials, *cred)
+	r.addUser(p.user)
 	return reg, nil
+}
+
+// Register runs a registration ceremony for user with the key behind c: the RP's options, the
+// browser's clientDataJSON and makeCredential, then go-webauthn's verification and, with trusted
+// roots, the attestation chain. On success the credential is added to user, and user to the RP.
+func (r *RP) Register(ctx context.Context, c *client.Client, user *User, opts RegisterOptions) (*Registration, error) {
+	p, err := r.BeginRegister(user, opts)
+	if err != nil {
+		return nil, err
+	}
+	var res *client.MakeCredentialResult
+	if opts.U2F {
+		res, err = r.u2fMakeCredential(ctx, c, [32]byte(p.ClientDataHash))
+	} else {
+		req := p.Request
+		tok, useUV, terr := token(ctx, c, opts.UV, ctap.PermMakeCredential, r.id)
+		if terr != nil {
+			return nil, fmt.Errorf("rp: register: user verification: %w", terr)
+		}
+		req.Options = uvOptions(req.Options, useUV)
+		if tok != nil {
+			req.PinUvAuthParam, req.PinUvAuthProtocol = tok.Auth(p.ClientDataHash), tok.ProtocolParam()
+		}
+		res, err = c.MakeCredential(ctx, req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rp: register: %w", err)
+	}
+	return r.FinishRegister(p, res)
 }
 
 // registrationClientOutputs are the client extension outputs a browser reports, only for what
