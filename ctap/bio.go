@@ -65,7 +65,7 @@ func DecodeBioEnrollment(b []byte) (*BioEnrollmentRequest, *BioEnrollmentParams,
 // TemplateInfo is one enrolled fingerprint.
 type TemplateInfo struct {
 	ID           []byte `cbor:"1,keyasint"`
-	FriendlyName string `cbor:"2,keyasint,omitempty"`
+	FriendlyName string `cbor:"2,keyasint"` // always sent: python-fido2 0.9.1 fails on an enumeration entry without it
 }
 
 // BioEnrollmentResponse is authenticatorBioEnrollment's response map.

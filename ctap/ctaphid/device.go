@@ -99,6 +99,7 @@ type Device struct {
 	rxTimer    *time.Timer
 
 	txn      *txn          // the request the handler is working on, nil when idle
+	idle     chan job      // unbuffered: a send succeeds only while a worker waits for a job
 	lastDone chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
 
 	lockCID   uint32
@@ -113,6 +114,7 @@ func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
 		h: h, info: info,
 		cfg:      config{msgTimeout: DefaultMessageTimeout, keepalive: DefaultKeepaliveInterval},
 		channels: make(map[uint32]struct{}),
+		idle:     make(chan job),
 	}
 	for _, o := range opts {
 		o(&d.cfg)

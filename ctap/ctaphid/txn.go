@@ -44,7 +44,46 @@ func (d *Device) startJob(p *Port, msg Message) {
 	prev := d.lastDone
 	d.lastDone = t.done
 	d.txn = t
-	go d.run(t, prev, msg.Payload)
+	j := job{t: t, prev: prev, req: msg.Payload}
+	select {
+	case d.idle <- j: // a worker that just finished a job takes it
+	default:
+		go d.worker(j)
+	}
+}
+
+// job is one startJob hand-off to a worker goroutine.
+type job struct {
+	t    *txn
+	prev <-chan struct{}
+	req  []byte
+}
+
+// workerIdle is how long a worker waits for the next job before exiting. Reusing the goroutine
+// matters for speed: a fresh goroutine starts with a small stack and the CBOR decoder's deep frames
+// made every request pay for growing (copying) it, about a tenth of a getAssertion's CPU. Back-to-back
+// requests from a host or a test suite come well within this window; an idle key keeps no goroutine.
+const workerIdle = 250 * time.Millisecond
+
+// worker runs j and then any job startJob hands it while idle. Handing a job only to a worker
+// already waiting in select (never queueing) keeps startJob non-blocking and leaves the ordering of
+// jobs to the prev chain, exactly as with one goroutine per job.
+func (d *Device) worker(j job) {
+	var idle *time.Timer
+	for {
+		d.run(j.t, j.prev, j.req)
+		j = job{}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case j = <-d.idle:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
