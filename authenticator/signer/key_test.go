@@ -126,3 +126,37 @@ func TestPrivateKeyNeverFormatsScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicIsLazyAndRight checks the deferred public key: nothing is computed
+// at parse time, the first Public matches crypto/ecdsa for many random keys
+// (also when several goroutines race to compute it), later calls return the
+// cached value, and a key destroyed unused has no public key rather than a
+// wrong one.
+func TestPublicIsLazyAndRight(t *testing.T) {
+	t.Parallel()
+	for range 64 {
+		std, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		raw, err := std.Bytes()
+		require.NoError(t, err)
+		k, err := NewPrivateKey(raw)
+		require.NoError(t, err)
+		require.Nil(t, k.pub, "public key must not be computed at parse time")
+		got := make(chan *ecdsa.PublicKey, 4)
+		for range cap(got) {
+			go func() { got <- k.Public() }()
+		}
+		first := <-got
+		require.True(t, std.PublicKey.Equal(first))
+		for range cap(got) - 1 {
+			require.Same(t, first, <-got, "every caller sees the one cached key")
+		}
+		k.Destroy()
+		require.Same(t, first, k.Public(), "a computed public key survives Destroy")
+	}
+
+	k, err := GenerateKey(nil)
+	require.NoError(t, err)
+	k.Destroy()
+	require.Nil(t, k.Public(), "no scalar left to derive from")
+}

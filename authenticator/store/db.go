@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Keys in bucketMeta.
@@ -33,6 +35,15 @@ type db struct {
 	counter sync.Mutex // guards cur and limit
 	cur     uint64     // last signature counter value handed out
 	limit   uint64     // persisted mark: values up to it may be handed out without a write
+
+	// writes counts finished write transactions (committed or not). Settings, which every
+	// getAssertion consults for alwaysUv, caches its last read tagged with this count, so a
+	// read-only request skips a transaction and a decode while no write can have changed it.
+	writes   atomic.Uint64
+	cacheMu  sync.Mutex
+	cacheOK  bool
+	cacheGen uint64 // writes when cached was read
+	cached   Settings
 }
 
 // NewMemory returns a store that keeps its state in process memory, with the same semantics
@@ -120,6 +131,9 @@ func (s *db) update(fn func(txn) error) error {
 	if s.closed {
 		return ErrClosed
 	}
+	// Counted after the transaction ends, so a reader that saw the old count cannot tag a value
+	// read before the commit as current.
+	defer s.writes.Add(1)
 	return s.b.update(fn)
 }
 
@@ -370,15 +384,36 @@ func (s *db) PutPIN(p PIN) error {
 }
 
 func (s *db) Settings() (st Settings, err error) {
-	err = s.view(func(t txn) error {
-		v := t.get(bucketMeta, keySettings)
-		if v == nil {
-			return nil
+	gen := s.writes.Load()
+	s.cacheMu.Lock()
+	hit, st := s.cacheOK && s.cacheGen == gen, s.cached
+	s.cacheMu.Unlock()
+	if hit {
+		s.life.RLock()
+		closed := s.closed
+		s.life.RUnlock()
+		if closed {
+			return Settings{}, ErrClosed
 		}
-		st, err = decodeSettings(v)
-		return err
-	})
-	return st, err
+	} else {
+		st = Settings{} // an absent record means defaults, not what was cached
+		err = s.view(func(t txn) error {
+			v := t.get(bucketMeta, keySettings)
+			if v == nil {
+				return nil
+			}
+			st, err = decodeSettings(v)
+			return err
+		})
+		if err != nil {
+			return Settings{}, err
+		}
+		s.cacheMu.Lock()
+		s.cacheOK, s.cacheGen, s.cached = true, gen, st
+		s.cacheMu.Unlock()
+	}
+	st.MinPINLengthRPIDs = slices.Clone(st.MinPINLengthRPIDs) // callers own what they get
+	return st, nil
 }
 
 func (s *db) PutSettings(st Settings) error {

@@ -3,6 +3,7 @@
 //	fidolab serve    serve an emulated key (socket transport, control API)
 //	fidolab key      inspect or edit a key's state file
 //	fidolab persona  list and show personas
+//	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
 package main
 
 import (
@@ -20,6 +21,7 @@ usage:
                   [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE
+  fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab help
 
 Run "fidolab COMMAND -h" for a command's flags.
@@ -45,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKey(args[1:], stdout, stderr)
 	case "persona":
 		err = cmdPersona(args[1:], stdout, stderr)
+	case "compat":
+		err = cmdCompat(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -5,9 +5,9 @@
 package catalog
 
 import (
+	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/scenarios/host"
@@ -118,15 +118,15 @@ func (c *Catalog) Get(id string) (*Scenario, bool) {
 func Merge(cats ...*Catalog) (*Catalog, error) {
 	out := &Catalog{}
 	seen := map[string]*Scenario{}
-	var errs []string
+	var errs []error
 	for _, c := range cats {
 		if c == nil {
 			continue
 		}
 		for _, s := range c.Scenarios {
 			if prev, ok := seen[s.ID]; ok {
-				errs = append(errs, (&Error{File: s.File, Line: s.Line, Field: "id",
-					Msg: fmt.Sprintf("duplicate id %q (first defined at %s:%d)", s.ID, prev.File, prev.Line)}).Error())
+				errs = append(errs, &Error{File: s.File, Line: s.Line, Field: "id",
+					Msg: fmt.Sprintf("duplicate id %q (first defined at %s:%d)", s.ID, prev.File, prev.Line)})
 				continue
 			}
 			seen[s.ID] = s
@@ -134,7 +134,7 @@ func Merge(cats ...*Catalog) (*Catalog, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+		return nil, errors.Join(errs...)
 	}
 	sort.SliceStable(out.Scenarios, func(i, j int) bool { return out.Scenarios[i].ID < out.Scenarios[j].ID })
 	return out, nil

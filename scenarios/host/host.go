@@ -126,6 +126,11 @@ type Target interface {
 	// Name is "model" or a VM description, for reports.
 	Name() string
 	// NewHost prepares a device for one case, talking to key.
+	//
+	// Hosts built on the same Key share one Entra tenant (users, registered credentials), as
+	// devices of one organisation do: the runner registers a case's accounts through a reference
+	// host (an up-to-date Entra joined device) and then runs the steps on the case's host with the
+	// same Key. Each NewHost applies cfg.Tenant as the tenant's policy from then on.
 	NewHost(ctx context.Context, cfg Config, key Key) (Host, error)
 }
 

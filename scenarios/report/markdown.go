@@ -15,6 +15,7 @@ func Markdown(w io.Writer, r *result.Run) error {
 	if r == nil {
 		return fmt.Errorf("report: no run")
 	}
+	r = withoutNil(r)
 	b := bufio.NewWriter(w)
 	fmt.Fprintf(b, "## fidolab run: %s\n\n", mdEscape(summaryLine(r)))
 	var meta []string
@@ -112,7 +113,7 @@ func mdSymbol(c *result.Case) string {
 
 // mdEscape keeps free text inside one table cell and stops it from becoming markup or raw HTML.
 func mdEscape(s string) string {
-	s = oneLine(s)
+	s = oneLine(dropControls(s))
 	var b strings.Builder
 	for _, r := range s {
 		switch r {
@@ -128,8 +129,20 @@ func mdEscape(s string) string {
 }
 
 // mdCode makes s safe inside a single-backtick code span in a table cell.
+// Inside a code span Markdown shows markup as text, so only backticks and pipes need care.
 func mdCode(s string) string {
-	s = oneLine(s)
+	s = oneLine(dropControls(s))
 	s = strings.ReplaceAll(s, "`", "'")
 	return strings.ReplaceAll(s, "|", "\\|")
+}
+
+// dropControls removes control characters (NUL, ESC…) that would corrupt a terminal or an editor
+// showing the file; tabs and newlines stay for oneLine to fold.
+func dropControls(s string) string {
+	return strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }

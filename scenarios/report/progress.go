@@ -65,6 +65,10 @@ func (p *Progress) Start(c *result.Case) {
 func (p *Progress) Update(done, total int, c *result.Case) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.update(done, total, c)
+}
+
+func (p *Progress) update(done, total int, c *result.Case) {
 	p.init()
 	p.done, p.total = done, max(total, done)
 	if c == nil {
@@ -85,14 +89,14 @@ func (p *Progress) Update(done, total int, c *result.Case) {
 		p.errored++
 	}
 	if !p.TTY {
-		fmt.Fprintf(p.w, "%s %-16s %s %s\n", p.counter(), verdictWord(c.Verdict), c.ID, c.Version)
+		fmt.Fprintf(p.w, "%s %-16s %s\n", p.counter(), verdictWord(c.Verdict), oneLine(dropControls(c.ID+" "+c.Version)))
 		return
 	}
 	p.current = c.ID + " " + c.Version
 	// Failures are worth keeping on screen: print them above the rewritten line.
 	if c.Verdict != result.Pass {
 		p.clear()
-		fmt.Fprintf(p.w, "%s %s %s: %s\n", p.mark(c), c.ID, c.Version, verdictWord(c.Verdict))
+		fmt.Fprintf(p.w, "%s\n", p.fit(fmt.Sprintf("%s %s %s: %s", p.mark(c), c.ID, c.Version, verdictWord(c.Verdict))))
 	}
 	p.redraw()
 }
@@ -100,9 +104,8 @@ func (p *Progress) Update(done, total int, c *result.Case) {
 // Done records that c finished, counting it as the next done case.
 func (p *Progress) Done(c *result.Case) {
 	p.mu.Lock()
-	done, total := p.done+1, p.total
-	p.mu.Unlock()
-	p.Update(done, total, c)
+	defer p.mu.Unlock()
+	p.update(p.done+1, p.total, c)
 }
 
 // Finish ends the display: the in-place line is completed with a newline and elapsed time.
@@ -174,11 +177,22 @@ func (p *Progress) line() string {
 	if n := len(p.running); n > 1 {
 		s += fmt.Sprintf(" (+%d running)", n-1)
 	}
+	return p.fit(s)
+}
+
+// fit makes s one line that fits the width, without control characters from case data.
+func (p *Progress) fit(s string) string {
+	ell := unicodeGlyphs.ellipsis
+	if p.ASCII {
+		ell = asciiGlyphs.ellipsis
+		s = asciiFold(s)
+	}
 	w := p.Width
 	if w <= 0 {
 		w = 100
 	}
-	return truncate(strings.ReplaceAll(s, "\n", " "), w-1, g.ellipsis)
+	s = strings.NewReplacer("\n", " ", "\t", " ").Replace(dropControls(s))
+	return truncate(s, w-1, ell)
 }
 
 // redraw rewrites the line in place; \x1b[K clears what a longer previous line left behind.

@@ -221,12 +221,36 @@ func summaryLine(r *result.Run) string {
 	if s.KeyIncompatible > 0 || r.Persona != "" {
 		parts = append(parts, fmt.Sprintf("%d key-incompatible", s.KeyIncompatible))
 	}
-	parts = append(parts, fmt.Sprintf("%d errors", s.Errors))
+	parts = append(parts, plural(s.Errors, "error", "errors"))
 	line := fmt.Sprintf("%s  %d cases: %s", word, s.Total, strings.Join(parts, ", "))
 	if r.Duration > 0 {
 		line += " in " + r.Duration.Round(1e6).String()
 	}
 	return line
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// withoutNil returns r, or a shallow copy without nil cases: result.Run.Summary would trip on them.
+func withoutNil(r *result.Run) *result.Run {
+	for _, c := range r.Cases {
+		if c == nil {
+			cp := *r
+			cp.Cases = nil
+			for _, c := range r.Cases {
+				if c != nil {
+					cp.Cases = append(cp.Cases, c)
+				}
+			}
+			return &cp
+		}
+	}
+	return r
 }
 
 // oneLine folds whitespace so free text fits a single line of a table or message.

@@ -21,7 +21,7 @@ type TerminalOptions struct {
 // glyphs are the few characters that differ between the Unicode and the ASCII rendering.
 type glyphs struct {
 	pass, fail, keyinc, err, none string
-	rule, sep, arrow, ellipsis  string
+	rule, sep, arrow, ellipsis    string
 }
 
 var (
@@ -54,6 +54,7 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	if r == nil {
 		return fmt.Errorf("report: no run")
 	}
+	r = withoutNil(r)
 	t := &term{w: bufio.NewWriter(w), o: o, g: unicodeGlyphs, nExc: o.Exchanges}
 	if o.ASCII {
 		t.g = asciiGlyphs
@@ -70,6 +71,9 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	t.keyIncompatible(r)
 	t.errors(r)
 	line := summaryLine(r)
+	if len(r.Cases) > 0 {
+		t.println()
+	}
 	if r.OK() && len(r.Cases) > 0 {
 		t.println(t.paint(ansiBold+ansiGreen, line))
 	} else {
@@ -85,7 +89,56 @@ func (t *term) paint(code, s string) string {
 	return code + s + ansiReset
 }
 
-func (t *term) println(s ...string) { t.w.WriteString(strings.Join(s, "") + "\n") }
+func (t *term) println(s ...string) {
+	line := strings.Join(s, "")
+	if t.o.ASCII {
+		line = asciiFold(line)
+	}
+	t.w.WriteString(line + "\n")
+}
+
+// text makes data safe to print: control characters go (a key's answer must not drive the
+// terminal), and in ASCII mode it is folded before it is measured, as folding can lengthen it.
+func (t *term) text(s string) string {
+	s = dropControls(s)
+	if t.o.ASCII {
+		return asciiFold(s)
+	}
+	return s
+}
+
+// asciiFolder spells the typographic characters of catalogs and diagnostic notation in ASCII.
+var asciiFolder = strings.NewReplacer("…", "...", "“", `"`, "”", `"`, "‘", "'", "’", "'", "›", ">", "→", "->",
+	"–", "-", "—", "-", "×", "x", "\u00a0", " ")
+
+// asciiFold makes s pure ASCII for logs that mangle UTF-8: known characters get their ASCII
+// spelling, anything else becomes '?' (ANSI escapes are ASCII and pass through).
+func asciiFold(s string) string {
+	s = asciiFolder.Replace(s)
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			return strings.Map(func(r rune) rune {
+				if r >= utf8.RuneSelf {
+					return '?'
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}
+
+// block prints text wrapped to the width: the first line after first, later lines indented.
+func (t *term) block(first string, indent int, text, code string) {
+	lines := wrap(t.text(text), max(t.o.Width-indent, 20))
+	for i, l := range lines {
+		if i == 0 {
+			t.println(first, t.paint(code, l))
+		} else {
+			t.println(strings.Repeat(" ", indent), t.paint(code, l))
+		}
+	}
+}
 
 func (t *term) heading(s string) {
 	t.println()
@@ -102,19 +155,28 @@ func (t *term) heading(s string) {
 func (t *term) header(r *result.Run) {
 	parts := []string{"fidolab run"}
 	if r.Target != "" {
-		parts = append(parts, "target "+oneLine(r.Target))
+		parts = append(parts, "target "+t.text(oneLine(r.Target)))
 	}
 	if r.Key != "" {
-		parts = append(parts, "key "+oneLine(r.Key))
+		parts = append(parts, "key "+t.text(oneLine(r.Key)))
 	}
 	if r.Persona != "" {
-		parts = append(parts, "persona "+oneLine(r.Persona))
+		parts = append(parts, "persona "+t.text(oneLine(r.Persona)))
 	}
 	dot := " · "
 	if t.o.ASCII {
 		dot = " | "
 	}
-	t.println(t.paint(ansiBold, strings.Join(parts, dot)))
+	line := parts[0]
+	for _, p := range parts[1:] {
+		if width(line)+width(dot)+width(p) > t.o.Width {
+			t.println(t.paint(ansiBold, line))
+			line = "  " + p
+			continue
+		}
+		line += dot + p
+	}
+	t.println(t.paint(ansiBold, line))
 	if !r.Started.IsZero() {
 		t.println(t.paint(ansiDim, "started "+r.Started.UTC().Format("2006-01-02 15:04:05 MST")))
 	}
@@ -171,11 +233,11 @@ func (t *term) matrix(r *result.Run) {
 	}
 	idW := len("scenario")
 	for _, id := range rows {
-		idW = max(idW, width(id))
+		idW = max(idW, width(t.text(id)))
 	}
 	idW = min(idW, max(t.o.Width-matrixW-1, 16))
 
-	// start[i] is where column i begins, for placing the group names above their columns.
+	// pos tracks where the next column begins, to place each group name above its columns.
 	var top, head strings.Builder
 	top.WriteString(strings.Repeat(" ", idW+1))
 	head.WriteString(pad("scenario", idW) + " ")
@@ -201,7 +263,7 @@ func (t *term) matrix(r *result.Run) {
 	t.println(t.paint(ansiBold, strings.TrimRight(head.String(), " ")))
 	for _, id := range rows {
 		var b strings.Builder
-		b.WriteString(pad(truncate(id, idW, t.g.ellipsis), idW) + " ")
+		b.WriteString(pad(truncate(t.text(id), idW, t.g.ellipsis), idW) + " ")
 		for i, v := range vs {
 			if grouped && i > 0 && groups[i] != groups[i-1] {
 				b.WriteString(t.paint(ansiDim, t.g.sep) + " ")
@@ -211,7 +273,7 @@ func (t *term) matrix(r *result.Run) {
 		}
 		t.println(strings.TrimRight(b.String(), " "))
 	}
-	t.println(t.paint(ansiDim, fmt.Sprintf("%s pass   %s fail   %s key-incompatible   %s error (could not run)   %s not in this run",
+	t.println(t.paint(ansiDim, fmt.Sprintf("%s pass  %s fail  %s key-incompatible  %s error (could not run)  %s not run",
 		t.g.pass, t.g.fail, t.g.keyinc, t.g.err, t.g.none)))
 }
 
@@ -250,7 +312,8 @@ func (t *term) failures(r *result.Run) {
 	for _, g := range groupFailures(fails) {
 		c := g.first
 		t.println()
-		t.println(t.paint(ansiBold+ansiRed, t.g.fail), " ", t.paint(ansiBold, c.ID), "  ", strings.Join(g.versions, " "))
+		t.block(t.paint(ansiBold+ansiRed, t.g.fail)+" "+t.paint(ansiBold, t.text(c.ID))+"  ", width(t.g.fail)+1+width(t.text(c.ID))+2,
+			strings.Join(g.versions, " "), "")
 		t.field("title", c.Title)
 		doc := c.DocWords
 		if doc != "" {
@@ -269,18 +332,20 @@ func (t *term) failures(r *result.Run) {
 }
 
 // field prints "  label     value", wrapping the value under itself.
-func (t *term) field(label, value string) {
+func (t *term) field(label, value string) { t.fieldc(label, value, "") }
+
+func (t *term) fieldc(label, value, code string) {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return
 	}
 	const indent = 12
-	lines := wrap(value, max(t.o.Width-indent, 20))
+	lines := wrap(t.text(value), max(t.o.Width-indent, 20))
 	for i, l := range lines {
 		if i == 0 {
-			t.println("  ", t.paint(ansiDim, pad(label, indent-3)), " ", l)
+			t.println("  ", t.paint(ansiDim, pad(label, indent-3)), " ", t.paint(code, l))
 		} else {
-			t.println(strings.Repeat(" ", indent), l)
+			t.println(strings.Repeat(" ", indent), t.paint(code, l))
 		}
 	}
 }
@@ -293,7 +358,7 @@ func (t *term) step(c *result.Case) {
 	}
 	t.field("step", fmt.Sprintf("%d/%d  %s  %s", i+1, len(c.Steps), s.Action, oneLine(s.Detail)))
 	t.field("expected", s.Expected.String()+reasonSuffix(s.Expected))
-	t.println("  ", t.paint(ansiDim, pad("observed", 9)), " ", t.paint(ansiBold, s.Observed.String()), reasonSuffix(s.Observed))
+	t.fieldc("observed", s.Observed.String()+reasonSuffix(s.Observed), ansiBold)
 	for _, n := range s.Notes {
 		t.field("note", n)
 	}
@@ -318,7 +383,7 @@ func reasonSuffix(o result.Outcome) string {
 }
 
 func (t *term) exchange(e result.Exchange) {
-	head := fmt.Sprintf("%s %s %s", e.Command, t.g.arrow, e.Status)
+	head := t.text(fmt.Sprintf("%s %s %s", oneLine(e.Command), t.g.arrow, oneLine(e.Status)))
 	if e.Duration > 0 {
 		head += fmt.Sprintf(" (%s)", e.Duration)
 	}
@@ -331,7 +396,7 @@ func (t *term) exchange(e result.Exchange) {
 		lines := strings.Split(text, "\n")
 		t.println("      ", t.paint(ansiDim, part.name+":"))
 		for _, l := range lines {
-			t.println("        ", truncate(strings.TrimRight(l, " \t\r"), max(t.o.Width-8, 20), t.g.ellipsis))
+			t.println("        ", truncate(t.text(strings.TrimRight(l, " \t\r")), max(t.o.Width-8, 20), t.g.ellipsis))
 		}
 	}
 }
@@ -343,18 +408,17 @@ func (t *term) keyIncompatible(r *result.Run) {
 	}
 	who := "the key under test"
 	if r.Persona != "" {
-		who = "persona " + oneLine(r.Persona)
+		who = "persona " + t.text(oneLine(r.Persona))
 	}
 	n := len(casesWith(r, result.KeyIncompatible))
 	t.heading(fmt.Sprintf("Key-incompatible (%d): %s breaks these cases", n, who))
 	for _, kg := range groups {
 		t.println()
-		t.println(t.paint(ansiBold+ansiYellow, t.g.keyinc), " ", t.paint(ansiBold, oneLine(kg.Cause)))
+		t.block(t.paint(ansiBold+ansiYellow, t.g.keyinc)+" ", width(t.g.keyinc)+1, oneLine(kg.Cause), ansiBold)
 		for _, g := range groupFailures(kg.Cases) {
-			line := g.first.ID + "  " + strings.Join(g.versions, " ")
-			t.println("    ", line)
+			t.block("    "+t.text(g.first.ID)+"  ", 6, strings.Join(g.versions, " "), "")
 			if _, s := failingStep(g.first); s != nil {
-				t.println("      ", t.paint(ansiDim, fmt.Sprintf("%s: expected %s, observed %s", s.Action, s.Expected, s.Observed)))
+				t.block("      ", 6, fmt.Sprintf("%s: expected %s, observed %s", s.Action, s.Expected, s.Observed), ansiDim)
 			}
 		}
 	}
@@ -377,7 +441,8 @@ func (t *term) errors(r *result.Run) {
 		if msg == "" {
 			msg = "verdict " + verdictWord(g.first.Verdict) + ", no error recorded"
 		}
-		t.println(t.paint(ansiBold+ansiPurple, t.g.err), " ", t.paint(ansiBold, g.first.ID), "  ", strings.Join(g.versions, " "))
+		t.block(t.paint(ansiBold+ansiPurple, t.g.err)+" "+t.paint(ansiBold, t.text(g.first.ID))+"  ", width(t.g.err)+1+width(t.text(g.first.ID))+2,
+			strings.Join(g.versions, " "), "")
 		t.field("error", msg)
 	}
 }

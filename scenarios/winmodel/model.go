@@ -1,11 +1,20 @@
 // Package winmodel is the built-in behavioural model of Windows security-key sign-in: a host.Target
-// whose hosts do over CTAP what Windows does, gated by the rules of the seed document.
+// whose hosts do over CTAP what Windows does (docs/windows-model.md). Windows-side gates (version,
+// join type, enabling policy) come from one rule table (Rules); everything that depends on the key
+// — which account signs in, PIN results, hmac-secret outputs, the reset window — comes from the
+// key's real CTAP answers.
 package winmodel
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"strconv"
+	"time"
 
+	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/scenarios/entra"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
 )
@@ -13,8 +22,22 @@ import (
 // Option configures the model.
 type Option func(*Target)
 
+// WithTrustedRoots makes every case's tenant trust these attestation roots (besides the roots a
+// RootedKey reports).
+func WithTrustedRoots(roots ...*x509.Certificate) Option {
+	return func(t *Target) { t.roots = append(t.roots, roots...) }
+}
+
+// RootedKey is a host.Key that knows its attestation root (an in-process emulator key:
+// key.Auth.AttestationRoot()). The tenant trusts it, as Entra trusts a vendor root from FIDO MDS.
+type RootedKey interface {
+	AttestationRoots() []*x509.Certificate
+}
+
 // Target is the model host.Target.
-type Target struct{}
+type Target struct {
+	roots []*x509.Certificate
+}
 
 // New returns the model Target.
 func New(opts ...Option) host.Target {
@@ -28,15 +51,160 @@ func New(opts ...Option) host.Target {
 // Name is "model".
 func (t *Target) Name() string { return "model" }
 
-// NewHost prepares a modelled device.
+// NewHost prepares a modelled device with its own Entra tenant.
 func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (host.Host, error) {
-	return &stubHost{}, nil
+	if key == nil {
+		return nil, fmt.Errorf("winmodel: no key")
+	}
+	roots := append([]*x509.Certificate(nil), t.roots...)
+	if rk, ok := key.(RootedKey); ok {
+		roots = append(roots, rk.AttestationRoots()...)
+	}
+	ten, err := entra.New(entra.Policy{
+		EnforceAttestation: cfg.Tenant.EnforceAttestation,
+		AAGUIDAllow:        cfg.Tenant.AAGUIDAllow,
+		AAGUIDBlock:        cfg.Tenant.AAGUIDBlock,
+	}, entra.WithTrustedRoots(roots...))
+	if err != nil {
+		return nil, fmt.Errorf("winmodel: tenant: %w", err)
+	}
+	h := &Host{cfg: cfg, key: key, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
+	if _, err := rand.Read(h.salt[:]); err != nil {
+		return nil, fmt.Errorf("winmodel: device salt: %w", err)
+	}
+	return h, nil
 }
 
-type stubHost struct{}
-
-func (h *stubHost) Do(ctx context.Context, a host.Action) (result.Outcome, []string, error) {
-	return result.Outcome{}, nil, errors.New("winmodel: not implemented yet")
+// cached is what the device keeps after an online sign-in of one account with one credential:
+// the hmac-secret output that protects the offline sign-in cache.
+type cached struct {
+	account string
+	handle  []byte
+	credID  []byte
+	secret  []byte
 }
 
-func (h *stubHost) Close() error { return nil }
+// Host is one modelled Windows device.
+type Host struct {
+	cfg    host.Config
+	key    host.Key
+	tenant *entra.Tenant
+	online bool
+	// session is the account signed in on the device ("" after sign-out); unlock needs it.
+	session string
+	// salt is the device's hmac-secret salt (CloudAP's offline-cache salt, one per device).
+	salt  [32]byte
+	cache map[string]*cached // by account + "/" + hex credential ID
+}
+
+// Tenant exposes the case's Entra tenant (for tests and reports).
+func (h *Host) Tenant() *entra.Tenant { return h.tenant }
+
+// Online reports the device's network state.
+func (h *Host) Online() bool { return h.online }
+
+// Session is the signed-in account, "" when nobody is.
+func (h *Host) Session() string { return h.session }
+
+// Close releases nothing: the key belongs to the runner.
+func (h *Host) Close() error { return nil }
+
+// notes collects the model's decisions for a step.
+type notes []string
+
+func (n *notes) add(format string, args ...any) { *n = append(*n, fmt.Sprintf(format, args...)) }
+
+func notOffered(code, reason string) result.Outcome {
+	return result.Outcome{Kind: host.KindNotOffered, Code: code, Reason: reason}
+}
+
+func fail(code, reason string) result.Outcome {
+	return result.Outcome{Kind: host.KindError, Code: code, Reason: reason}
+}
+
+func done(reason string) result.Outcome { return result.Outcome{Kind: host.KindDone, Reason: reason} }
+
+// Do performs one action.
+func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string, error) {
+	var n notes
+	if r := Gate(h.cfg, a); r != nil {
+		inf := ""
+		if r.Inferred {
+			inf = " (inferred)"
+		}
+		n.add("gated by rule %s%s: %s [%s]", r.ID, inf, r.Condition, r.Source)
+		return notOffered(r.Code, r.Condition), n, nil
+	}
+	var (
+		out result.Outcome
+		err error
+	)
+	switch a.Name {
+	case host.ActRegister:
+		out, err = h.register(ctx, a, &n)
+	case host.ActLockScreenSignIn:
+		out, err = h.logon(ctx, a, false, &n)
+	case host.ActUnlock:
+		out, err = h.logon(ctx, a, true, &n)
+	case host.ActWebAuthnSignIn:
+		out, err = h.webauthnSignIn(ctx, a, &n)
+	case host.ActRDPSignIn:
+		n.add("RDP with WebAuthn redirection: the in-session browser sign-in reaches the local key")
+		out, err = h.webauthnSignIn(ctx, a, &n)
+	case host.ActSetPIN:
+		out, err = h.setPIN(ctx, a, &n)
+	case host.ActChangePIN:
+		out, err = h.changePIN(ctx, a, &n)
+	case host.ActEnrollFingerprint:
+		out, err = h.enrollFingerprint(ctx, a, &n)
+	case host.ActResetKey:
+		out, err = h.resetKey(ctx, &n)
+	case host.ActGoOffline:
+		h.online = false
+		out = done("device offline")
+	case host.ActGoOnline:
+		h.online = true
+		out = done("device online")
+	case host.ActSignOut:
+		n.add("signed out %q", h.session)
+		h.session = ""
+		out = done("signed out")
+	case host.ActReplug:
+		if err = h.key.Replug(ctx); err == nil {
+			out = done("key replugged (power-up)")
+		}
+	case host.ActWait:
+		out, err = wait(ctx, a)
+	case host.ActRemoveKey:
+		out, err = h.removeKey(ctx, a, &n)
+	case host.ActBlockAAGUID, host.ActAllowAAGUID:
+		out, err = h.restrictAAGUID(ctx, a, &n)
+	default:
+		return result.Outcome{}, n, fmt.Errorf("winmodel: unknown action %q", a.Name)
+	}
+	return out, n, err
+}
+
+func wait(ctx context.Context, a host.Action) (result.Outcome, error) {
+	s, err := strconv.ParseFloat(a.Args["seconds"], 64)
+	if err != nil || s < 0 {
+		return result.Outcome{}, fmt.Errorf("winmodel: wait: seconds %q", a.Args["seconds"])
+	}
+	t := time.NewTimer(time.Duration(s * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return result.Outcome{}, ctx.Err()
+	case <-t.C:
+	}
+	return done(fmt.Sprintf("waited %gs", s)), nil
+}
+
+// open connects to the key as Windows does for each operation, and asks getInfo.
+func (h *Host) open(ctx context.Context) (*client.Client, error) {
+	c, err := h.key.Client(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("winmodel: open key: %w", err)
+	}
+	return c, nil
+}

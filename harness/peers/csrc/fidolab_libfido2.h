@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <fido.h>
+#include <fido/eddsa.h>
+#include <fido/es256.h>
 
 #define MAX_CREDS 16
 #define MAX_ID 1024
@@ -17,7 +19,7 @@
 enum {
 	F_CTAP2 = 1 << 0, F_PIN = 1 << 1, F_RK = 1 << 2, F_CREDPROT = 1 << 3, F_HMAC = 1 << 4,
 	F_CREDMGMT = 1 << 5, F_LARGEBLOB = 1 << 6, F_CONFIG = 1 << 7, F_BIO = 1 << 8, F_U2F = 1 << 9,
-	F_EDDSA = 1 << 10, F_PERMS = 1 << 11,
+	F_EDDSA = 1 << 10, F_PERMS = 1 << 11, F_MCUVNR = 1 << 12,
 };
 
 struct cred {
@@ -31,6 +33,8 @@ struct cred {
 	bool rk;
 	unsigned char blobkey[32];
 	bool has_blobkey;
+	bool flags_ed;    /* authData at makeCredential carried extension outputs */
+	bool ext_ignored; /* the key ignored a requested extension (libfido2 then rejects the attestation) */
 };
 
 struct run {
@@ -42,6 +46,7 @@ struct run {
 	int min_pin;
 	int rk_capacity;
 	const char *pin; /* current PIN, NULL while none is set */
+	bool force_u2f; /* open connections in CTAP1/U2F mode */
 	struct cred creds[MAX_CREDS];
 	int ncreds;
 };

@@ -1,0 +1,166 @@
+package catalog
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// minimal is a valid scenario; the error cases below break one thing in it at a time.
+const minimal = `id: mine
+title: a case
+section: Requirements
+doc: WebAuthN requires Windows 10 version 1903 or higher
+supported: true
+windows: ">=10-1903"
+host:
+  join: entra
+  enable: intune-oma
+key:
+  pin: "1234"
+  accounts: [alice]
+steps:
+  - action: lock-screen-sign-in
+    pin: "1234"
+    expect: {signed-in: alice}
+  - action: webauthn-sign-in
+    pin: "1234"
+    expect:
+      - when: {windows: "<10-1909"}
+        outcome: {error: pin-invalid}
+      - outcome: {signed-in: alice}
+`
+
+func TestParseMinimal(t *testing.T) {
+	t.Parallel()
+	sc, err := Parse([]byte(minimal), "m.yaml", nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 1)
+	s := sc[0]
+	require.Equal(t, "mine", s.ID)
+	require.Len(t, s.Windows, 9)
+	require.Equal(t, []string{"alice"}, s.Key.Accounts)
+	require.Equal(t, "default", s.Key.Persona.Name)
+	require.True(t, s.Host.Online, "online defaults to true")
+	o, ok := s.Steps[1].Expected(s.Windows[0])
+	require.True(t, ok)
+	require.Equal(t, "error pin-invalid", o.String())
+	o, _ = s.Steps[1].Expected(s.Windows[1])
+	require.Equal(t, "signed-in as alice", o.String())
+	require.Equal(t, 17, s.Steps[1].Line)
+}
+
+func TestParseListAndDocuments(t *testing.T) {
+	t.Parallel()
+	indented := "  " + strings.ReplaceAll(strings.TrimSuffix(minimal, "\n"), "\n", "\n  ")
+	list := "- " + strings.TrimPrefix(indented, "  ") + "\n" +
+		"- " + strings.TrimPrefix(strings.Replace(indented, "id: mine", "id: second", 1), "  ") + "\n"
+	sc, err := Parse([]byte(list), "list.yaml", nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 2)
+	require.Equal(t, "second", sc[1].ID)
+
+	docs := minimal + "---\n" + strings.Replace(minimal, "id: mine", "id: third", 1)
+	sc, err = Parse([]byte(docs), "docs.yaml", nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 2)
+}
+
+// TestParseErrors breaks the minimal scenario one way at a time; each error must name the file,
+// the line and the field.
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, old, new, want string
+	}{
+		{"unknown field", "supported: true", "supported: true\ncolour: blue", `m.yaml:6: colour: unknown field "colour"`},
+		{"unknown host field", "  enable: intune-oma", "  enable: intune-oma\n  domain: x", `m.yaml:10: host.domain: unknown field "domain"`},
+		{"unknown step field", "    pin: \"1234\"\n    expect: {signed-in", "    pim: \"1234\"\n    expect: {signed-in", `m.yaml:15: steps[0].pim: unknown field "pim"`},
+		{"missing id", "id: mine\n", "", `m.yaml:1: id: required field missing`},
+		{"bad id", "id: mine", "id: Mine Case", `m.yaml:1: id: "Mine Case"`},
+		{"missing doc", "doc: WebAuthN requires Windows 10 version 1903 or higher\n", "", `m.yaml:1: doc: required field missing`},
+		{"unknown action", "action: webauthn-sign-in", "action: browser-sign-in", `m.yaml:17: steps[1].action: unknown action "browser-sign-in"`},
+		{"unknown outcome code", "outcome: {error: pin-invalid}", "outcome: {error: pin-wrong}", `m.yaml:21: steps[1].expect[0].outcome: unknown outcome code "pin-wrong"`},
+		{"unknown outcome code, short form", "expect: {signed-in: alice}\n  - action", "expect: {error: pin-wrong}\n  - action", `m.yaml:16: steps[0].expect: unknown outcome code "pin-wrong"`},
+		{"unknown outcome kind", "expect: {signed-in: alice}\n  - action", "expect: {logged-in: alice}\n  - action", `m.yaml:16: steps[0].expect.logged-in: unknown outcome kind "logged-in"`},
+		{"unknown version", `windows: ">=10-1903"`, `windows: ">=10-1703"`, `m.yaml:6: windows: unknown Windows version "10-1703"`},
+		{"unknown version in when", `when: {windows: "<10-1909"}`, `when: {windows: "<10-1990"}`, `m.yaml:20: steps[1].expect[0].when.windows: unknown Windows version "10-1990"`},
+		{"unknown join type", "join: entra", "join: azuread", `m.yaml:8: host.join: unknown join type "azuread"`},
+		{"unknown enabling method", "enable: intune-oma", "enable: registry", `m.yaml:9: host.enable: unknown enabling method "registry"`},
+		{"missing host", "host:\n  join: entra\n  enable: intune-oma\n", "", `m.yaml:1: host: required field missing`},
+		{"not a boolean", "supported: true", "supported: maybe", `m.yaml:5: supported: want true or false`},
+		{"uncovered version", "      - outcome: {signed-in: alice}\n", "", `m.yaml:17: steps[1].expect: no outcome for Windows 10-1909`},
+		{"unknown account", "expect: {signed-in: alice}\n  - action", "expect: {signed-in: alcie}\n  - action", `m.yaml:14: steps[0].expect: account "alcie" is neither in key.accounts`},
+		{"bad args", "    pin: \"1234\"\n    expect: {signed-in", "    args: {seconds: 3}\n    expect: {signed-in", `m.yaml:15: steps[0].args.seconds: action lock-screen-sign-in takes no argument "seconds"`},
+		{"missing required arg", "action: webauthn-sign-in", "action: wait", `m.yaml:17: steps[1].args.seconds: action wait needs args.seconds`},
+		{"accounts without pin", "  pin: \"1234\"\n  accounts", "  accounts", `m.yaml:11: key.pin: accounts are registered with user verification`},
+		{"unknown persona", "key:\n", "key:\n  persona: yubikey-9\n", `m.yaml:11: key.persona: no built-in persona "yubikey-9"`},
+		{"when not last", "      - outcome: {signed-in: alice}\n", "      - outcome: {signed-in: alice}\n      - outcome: done\n", `m.yaml:22: steps[1].expect[1]: only the last entry may omit when`},
+		{"yaml syntax", "title: a case", "title: [a case", `m.yaml:1: did not find expected`},
+		{"empty steps", "steps:\n", "steps: []\nx:\n", `m.yaml:13: steps: want a non-empty list`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Contains(t, minimal, tc.old)
+			src := strings.Replace(minimal, tc.old, tc.new, 1)
+			_, err := Parse([]byte(src), "m.yaml", nil)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestLoadDirErrorNamesFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := strings.Replace(minimal, "outcome: {error: pin-invalid}", "outcome: {error: pin-wrong}", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "multi.yaml"), []byte(bad), 0o600))
+	_, err := LoadDir(dir)
+	require.ErrorContains(t, err, filepath.Join(dir, "multi.yaml")+`:21: steps[1].expect[0].outcome: unknown outcome code "pin-wrong"`)
+
+	_, err = LoadDir(filepath.Join(dir, "missing"))
+	require.Error(t, err)
+	empty := t.TempDir()
+	_, err = LoadDir(empty)
+	require.ErrorContains(t, err, "no .yaml files")
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("- id: a\n  title: t\n"))
+	f.Add([]byte("expect: [{when: {windows: all}}]"))
+	ents, _ := dataFS.ReadDir("data")
+	for _, e := range ents {
+		if b, err := dataFS.ReadFile("data/" + e.Name()); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sc, err := Parse(data, "f.yaml", nil)
+		if err != nil {
+			require.True(t, strings.HasPrefix(err.Error(), "f.yaml:"), "error without file: %v", err)
+			require.Nil(t, sc)
+			return
+		}
+		require.NotEmpty(t, sc)
+		for _, s := range sc {
+			require.Regexp(t, validID, s.ID)
+			require.NotEmpty(t, s.Windows)
+			require.NotEmpty(t, s.Steps)
+			require.NotNil(t, s.Key.Persona)
+			for _, st := range s.Steps {
+				_, ok := actions[st.Action.Name]
+				require.True(t, ok)
+				for _, v := range s.Windows {
+					o, ok := st.Expected(v)
+					require.True(t, ok)
+					_, known := kinds[o.Kind]
+					require.True(t, known)
+				}
+			}
+		}
+	})
+}

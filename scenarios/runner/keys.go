@@ -1,0 +1,284 @@
+package runner
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fidolab/fidolab/authenticator"
+	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/authenticator/signer"
+	"github.com/fidolab/fidolab/authenticator/store"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/scenarios/catalog"
+	"github.com/fidolab/fidolab/scenarios/host"
+	"github.com/fidolab/fidolab/transport/inproc"
+	"github.com/fidolab/fidolab/transport/socket"
+)
+
+// Key is a key the runner hands to hosts for one case.
+type Key interface {
+	host.Key
+	Close() error
+}
+
+// KeyFactory makes the key of each case.
+type KeyFactory interface {
+	// Open returns the key for one case of scenario s, in the state a fresh key is in.
+	Open(ctx context.Context, s *catalog.Scenario) (Key, error)
+	// Describe says what keys the factory makes, for result.Run.Key.
+	Describe() string
+	// Override names the persona or key under test when it is not each scenario's own ("" when
+	// it is): failures it explains are then reported as key-incompatible.
+	Override() string
+	// Sequential is true when every case uses the same physical key, so cases cannot overlap.
+	Sequential() bool
+	// Close releases what the factory holds (the shared signer).
+	Close() error
+}
+
+// InProcess makes a fresh in-memory emulated key per case, with the scenario's persona, or with
+// override for every case when it is not nil. All keys share one signer (one nonce pool).
+func InProcess(override *persona.Persona) KeyFactory {
+	return &inprocFactory{override: override, sig: signer.New()}
+}
+
+type inprocFactory struct {
+	override *persona.Persona
+	sig      *signer.Signer
+	once     sync.Once
+}
+
+func (f *inprocFactory) Open(_ context.Context, s *catalog.Scenario) (Key, error) {
+	p := f.override
+	if p == nil {
+		p = s.Key.Persona
+	}
+	if p == nil {
+		var err error
+		if p, err = persona.Builtin("default"); err != nil {
+			return nil, err
+		}
+	}
+	return newInprocKey(p, f.sig)
+}
+
+func (f *inprocFactory) Describe() string {
+	if f.override != nil {
+		return "in-process persona " + f.override.Name
+	}
+	return "in-process, each scenario's persona"
+}
+
+func (f *inprocFactory) Override() string {
+	if f.override != nil {
+		return f.override.Name
+	}
+	return ""
+}
+
+func (f *inprocFactory) Sequential() bool { return false }
+
+func (f *inprocFactory) Close() error {
+	f.once.Do(f.sig.Close)
+	return nil
+}
+
+// inprocKey is an emulated key whose clock the runner controls: a `wait` step advances it
+// instead of sleeping, so the reset window is tested in microseconds.
+type inprocKey struct {
+	p      *persona.Persona
+	auth   *authenticator.Authenticator
+	st     store.Store
+	dev    *ctaphid.Device
+	offset atomic.Int64 // nanoseconds added to the wall clock
+
+	mu    sync.Mutex
+	conns []ctaphid.ReportConn
+}
+
+func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
+	k := &inprocKey{p: p, st: store.NewMemory()}
+	a, err := authenticator.New(authenticator.Config{Persona: p, Store: k.st, Signer: sig, Now: k.now})
+	if err != nil {
+		return nil, fmt.Errorf("persona %s: %w", p.Name, err)
+	}
+	k.auth = a
+	var opts []ctaphid.Option
+	if p.Quirks.NoKeepalive {
+		opts = append(opts, ctaphid.WithoutKeepalive())
+	}
+	k.dev = ctaphid.NewDevice(a, a.DeviceInfo(), opts...)
+	return k, nil
+}
+
+func (k *inprocKey) now() time.Time { return time.Now().Add(time.Duration(k.offset.Load())) }
+
+// Advance moves the key's clock forward (host.Clock).
+func (k *inprocKey) Advance(d time.Duration) { k.offset.Add(int64(d)) }
+
+// Persona is the key's persona.
+func (k *inprocKey) Persona() *persona.Persona { return k.p }
+
+// AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
+func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.auth.AttestationRoot() }
+
+func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
+	conn := inproc.Connect(k.dev)
+	k.mu.Lock()
+	k.conns = append(k.conns, conn)
+	k.mu.Unlock()
+	hid := ctaphid.NewClient(conn)
+	if _, err := hid.Init(ctx); err != nil {
+		return nil, fmt.Errorf("CTAPHID_INIT: %w", err)
+	}
+	var opts []client.Option
+	if rec != nil {
+		opts = append(opts, client.WithRecorder(rec))
+	}
+	return client.New(hid, opts...), nil
+}
+
+func (k *inprocKey) Replug(context.Context) error {
+	k.dropConns()
+	k.dev.SetPowered(false)
+	k.dev.SetPowered(true)
+	return k.auth.PowerCycle()
+}
+
+func (k *inprocKey) dropConns() {
+	k.mu.Lock()
+	conns := k.conns
+	k.conns = nil
+	k.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+func (k *inprocKey) Describe() string { return "in-process persona " + k.p.Name }
+
+func (k *inprocKey) Close() error {
+	k.dropConns()
+	k.dev.SetPowered(false)
+	return errors.Join(k.auth.Close(), k.st.Close())
+}
+
+// External is a key outside the process reached over a report socket: spec is
+// "socket:PATH", "socket:unix:PATH" or "socket:tcp:HOST:PORT", optionally followed by
+// ",control=HOST:PORT" naming the key's control API (fidolab serve --control) for replugging.
+// Every case uses the same key, so cases run one after another and the runner resets the key
+// between them (replug, then authenticatorReset within the power-up window).
+func External(spec string) (KeyFactory, error) {
+	rest, ok := strings.CutPrefix(spec, "socket:")
+	if !ok {
+		return nil, fmt.Errorf("key %q: want socket:PATH (hidraw and usb keys are not supported yet)", spec)
+	}
+	addr, opt, _ := strings.Cut(rest, ",")
+	if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
+		addr = "unix:" + addr
+	}
+	f := &externalFactory{spec: spec, addr: addr}
+	if opt != "" {
+		ctl, ok := strings.CutPrefix(opt, "control=")
+		if !ok || ctl == "" {
+			return nil, fmt.Errorf("key %q: unknown option %q (want control=HOST:PORT)", spec, opt)
+		}
+		f.control = ctl
+	}
+	return f, nil
+}
+
+type externalFactory struct {
+	spec, addr, control string
+}
+
+func (f *externalFactory) Open(ctx context.Context, _ *catalog.Scenario) (Key, error) {
+	k := &externalKey{f: f}
+	// A fresh key for each case: power-up, then reset inside the window.
+	if err := k.Replug(ctx); err != nil {
+		return nil, err
+	}
+	c, err := k.Client(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Reset(ctx); err != nil {
+		return nil, fmt.Errorf("resetting %s between cases: %w", f.spec, err)
+	}
+	return k, nil
+}
+
+func (f *externalFactory) Describe() string { return f.spec }
+func (f *externalFactory) Override() string { return f.spec }
+func (f *externalFactory) Sequential() bool { return true }
+func (f *externalFactory) Close() error     { return nil }
+
+type externalKey struct {
+	f     *externalFactory
+	mu    sync.Mutex
+	conns []ctaphid.ReportConn
+}
+
+func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
+	conn, err := socket.Dial(k.f.addr)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
+	}
+	k.mu.Lock()
+	k.conns = append(k.conns, conn)
+	k.mu.Unlock()
+	hid := ctaphid.NewClient(conn)
+	if _, err := hid.Init(ctx); err != nil {
+		return nil, fmt.Errorf("key %s: CTAPHID_INIT: %w", k.f.spec, err)
+	}
+	var opts []client.Option
+	if rec != nil {
+		opts = append(opts, client.WithRecorder(rec))
+	}
+	return client.New(hid, opts...), nil
+}
+
+// Replug power-cycles the key through its control API; without one the key cannot be replugged
+// and the user would have to do it.
+func (k *externalKey) Replug(ctx context.Context) error {
+	if k.f.control == "" {
+		return fmt.Errorf("key %s: cannot replug without ,control=HOST:PORT", k.f.spec)
+	}
+	k.dropConns()
+	for _, state := range []string{"off", "on"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+k.f.control+"/power/"+state, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("key %s: replug: %w", k.f.spec, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("key %s: replug: control API answered %s", k.f.spec, resp.Status)
+		}
+	}
+	return nil
+}
+
+func (k *externalKey) dropConns() {
+	k.mu.Lock()
+	conns := k.conns
+	k.conns = nil
+	k.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+func (k *externalKey) Describe() string { return k.f.spec }
+func (k *externalKey) Close() error     { k.dropConns(); return nil }

@@ -1,0 +1,113 @@
+package runner
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/scenarios/result"
+)
+
+// recKey wraps a case's key so that every exchange any host makes on it, through any client it
+// opened at any time, lands in the step being performed.
+type recKey struct {
+	Key
+	mu   sync.Mutex
+	sink func(client.Exchange)
+}
+
+func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
+	return k.Key.Client(ctx, func(e client.Exchange) {
+		if rec != nil {
+			rec(e)
+		}
+		k.mu.Lock()
+		s := k.sink
+		k.mu.Unlock()
+		if s != nil {
+			s(e)
+		}
+	})
+}
+
+// capture routes exchanges to s until the returned function is called.
+func (k *recKey) capture(s *result.Step) func() {
+	var mu sync.Mutex
+	k.mu.Lock()
+	k.sink = func(e client.Exchange) {
+		mu.Lock()
+		s.Exchanges = append(s.Exchanges, toResult(e))
+		mu.Unlock()
+	}
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		k.sink = nil
+		k.mu.Unlock()
+		mu.Lock() // a late exchange finishes appending before the step is read
+		mu.Unlock()
+	}
+}
+
+// Advance moves the key's clock (host.Clock); a key without a clock of its own waits for real.
+func (k *recKey) Advance(d time.Duration) {
+	if c, ok := k.Key.(interface{ Advance(time.Duration) }); ok {
+		c.Advance(d)
+		return
+	}
+	time.Sleep(d)
+}
+
+// AttestationRoots are the in-process key's attestation root (none for other keys), so a model
+// tenant trusts the emulator's test CA as Entra trusts a vendor's root from FIDO MDS
+// (winmodel.RootedKey).
+func (k *recKey) AttestationRoots() []*x509.Certificate {
+	if r, ok := k.Key.(interface{ AttestationRoot() *x509.Certificate }); ok && r.AttestationRoot() != nil {
+		return []*x509.Certificate{r.AttestationRoot()}
+	}
+	return nil
+}
+
+// Persona is the in-process key's persona (nil for other keys).
+func (k *recKey) Persona() *persona.Persona {
+	if p, ok := k.Key.(interface{ Persona() *persona.Persona }); ok {
+		return p.Persona()
+	}
+	return nil
+}
+
+// toResult converts a client exchange into its report form: decoded, secrets redacted.
+func toResult(e client.Exchange) result.Exchange {
+	r := result.Exchange{Command: e.Command, Duration: e.Duration}
+	switch {
+	case e.Err != nil:
+		r.Status = "transport error: " + e.Err.Error()
+	case e.U2F:
+		r.Status = fmt.Sprintf("SW %04X", e.SW)
+	default:
+		r.Status = e.Status.String()
+	}
+	// Describe is the one place that knows where secrets sit; its lines are split, not rebuilt.
+	var resp []string
+	for _, line := range strings.Split(e.Describe(), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(t, "request:"):
+			r.Request = strings.TrimSpace(strings.TrimPrefix(t, "request:"))
+		case strings.HasPrefix(t, "response:"):
+			resp = append(resp, strings.TrimSpace(strings.TrimPrefix(t, "response:")))
+		case strings.HasPrefix(t, "authData:"):
+			resp = append(resp, t)
+		}
+	}
+	r.Response = r.Status
+	if len(resp) > 0 {
+		r.Response += " " + strings.Join(resp, "\n")
+	}
+	return r
+}

@@ -1,0 +1,276 @@
+// Package runner replays catalog scenarios against a host.Target: for each case (a scenario on
+// one Windows version) a fresh key, the key set-up through a reference host, then every step with
+// its CTAP traffic recorded and its observed outcome compared with the expected one.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fidolab/fidolab/scenarios/catalog"
+	"github.com/fidolab/fidolab/scenarios/host"
+	"github.com/fidolab/fidolab/scenarios/result"
+	"github.com/fidolab/fidolab/scenarios/winmodel"
+)
+
+// Options configure Run.
+type Options struct {
+	// Target is where hosts run; nil means the built-in Windows model.
+	Target host.Target
+	// Keys makes each case's key; nil means InProcess(nil): the scenario's own persona.
+	Keys KeyFactory
+	// Filter selects cases (catalog.ParseFilter syntax); "" runs everything.
+	Filter string
+	// Parallel is how many cases run at once; 0 means GOMAXPROCS. A sequential key forces 1.
+	Parallel int
+	// Progress, when set, is called after each case (from one goroutine at a time).
+	Progress func(done, total int, c *result.Case)
+	// CaseTimeout bounds one case; 0 means one minute.
+	CaseTimeout time.Duration
+}
+
+// Reference is the device a case's accounts are registered through before its steps: up to
+// date, Entra joined, enabled, online. Set-up therefore never depends on the version under test.
+var Reference = host.Config{Join: host.JoinEntra, Enable: host.EnableIntuneOMA, Online: true}
+
+func init() { Reference.Version = host.Versions[len(host.Versions)-1] }
+
+// Run runs every selected case of cat and returns what was observed. The error is for a run that
+// could not start (bad filter); case failures are in the result.
+func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, error) {
+	f, err := catalog.ParseFilter(opts.Filter)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Target == nil {
+		opts.Target = winmodel.New()
+	}
+	if opts.Keys == nil {
+		opts.Keys = InProcess(nil)
+	}
+	defer opts.Keys.Close()
+	if opts.CaseTimeout <= 0 {
+		opts.CaseTimeout = time.Minute
+	}
+	par := opts.Parallel
+	if par <= 0 {
+		par = runtime.GOMAXPROCS(0)
+	}
+	if opts.Keys.Sequential() {
+		par = 1
+	}
+	cases := cat.Select(f)
+	run := &result.Run{
+		Started: time.Now(), Target: opts.Target.Name(), Key: opts.Keys.Describe(),
+		Persona: opts.Keys.Override(), Cases: make([]*result.Case, len(cases)),
+	}
+	seen := map[string]bool{}
+	for _, c := range cases {
+		seen[c.Version.Name] = true
+	}
+	for _, v := range host.Versions {
+		if seen[v.Name] {
+			run.Versions = append(run.Versions, v.Name)
+		}
+	}
+
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range min(par, max(len(cases), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				rc := runCase(ctx, cases[i], opts)
+				mu.Lock()
+				run.Cases[i] = rc
+				done++
+				if opts.Progress != nil {
+					opts.Progress(done, len(cases), rc)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range cases {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(next)
+	wg.Wait()
+	// Cases never started because ctx ended are reported as errors, not silently dropped.
+	for i, rc := range run.Cases {
+		if rc == nil {
+			run.Cases[i] = newCase(cases[i])
+			run.Cases[i].Verdict, run.Cases[i].Error = result.Error, "not run: "+ctx.Err().Error()
+		}
+	}
+	run.Duration = time.Since(run.Started)
+	return run, nil
+}
+
+func newCase(c catalog.Case) *result.Case {
+	return &result.Case{
+		ID: c.ID, Title: c.Title, Version: c.Version.Name, Supported: c.Supported, DocWords: c.Doc,
+		DocSection: c.Section, Tags: c.Tags, File: c.File,
+	}
+}
+
+// runCase runs one case; it never returns nil.
+func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
+	start := time.Now()
+	rc := newCase(c)
+	defer func() { rc.Duration = time.Since(start) }()
+	ctx, cancel := context.WithTimeout(ctx, opts.CaseTimeout)
+	defer cancel()
+
+	inner, err := opts.Keys.Open(ctx, c.Scenario)
+	if err != nil {
+		rc.Verdict, rc.Error = result.Error, "key: "+err.Error()
+		return rc
+	}
+	defer inner.Close()
+	key := &recKey{Key: inner}
+
+	if err := setUp(ctx, c, opts.Target, key, rc); err != nil {
+		rc.Verdict, rc.Error = result.Error, err.Error()
+		judge(ctx, c, key, opts.Keys.Override() != "", rc)
+		return rc
+	}
+	h, err := opts.Target.NewHost(ctx, c.Config(c.Version), key)
+	if err != nil {
+		rc.Verdict, rc.Error = result.Error, fmt.Sprintf("host %s: %v", c.Version.Name, err)
+		return rc
+	}
+	defer h.Close()
+	for i, st := range c.Steps {
+		exp, _ := st.Expected(c.Version) // the loader guarantees an outcome for every version
+		s := do(ctx, h, key, st.Action, exp, "")
+		rc.Steps = append(rc.Steps, s)
+		if s.Verdict == result.Error {
+			rc.Verdict, rc.Error = result.Error, fmt.Sprintf("step %d (%s): %s", i+1, st.Action.Name, strings.Join(s.Notes, "; "))
+			break
+		}
+	}
+	judge(ctx, c, key, opts.Keys.Override() != "", rc)
+	return rc
+}
+
+// setUp gives the key its PIN and registers the scenario's accounts, in order, through a host of
+// the Reference configuration. Its steps are kept in the case (marked "set-up") for the reports.
+func setUp(ctx context.Context, c catalog.Case, t host.Target, key *recKey, rc *result.Case) error {
+	ks := c.Key
+	if ks.PIN == "" && len(ks.Accounts) == 0 {
+		return nil
+	}
+	ref, err := t.NewHost(ctx, Reference, key)
+	if err != nil {
+		return fmt.Errorf("set-up: reference host: %w", err)
+	}
+	defer ref.Close()
+	detail := "set-up on the reference host (" + Reference.Version.Name + ", Entra joined)"
+	type setUpAction struct {
+		a   host.Action
+		exp result.Outcome
+	}
+	var acts []setUpAction
+	if len(ks.Accounts) == 0 {
+		acts = append(acts, setUpAction{host.Action{Name: host.ActSetPIN, NewPIN: ks.PIN}, result.Outcome{Kind: host.KindDone}})
+	}
+	for _, acc := range ks.Accounts {
+		acts = append(acts, setUpAction{host.Action{Name: host.ActRegister, Account: acc, PIN: ks.PIN},
+			result.Outcome{Kind: host.KindRegistered, Account: acc}})
+	}
+	for _, x := range acts {
+		s := do(ctx, ref, key, x.a, x.exp, detail)
+		rc.Steps = append(rc.Steps, s)
+		if s.Verdict != result.Pass {
+			return fmt.Errorf("set-up %s %s: got %s", x.a.Name, x.a.Account, s.Observed)
+		}
+	}
+	return nil
+}
+
+// do performs one action and judges it against exp.
+func do(ctx context.Context, h host.Host, key *recKey, a host.Action, exp result.Outcome, detail string) *result.Step {
+	s := &result.Step{Action: a.Name, Detail: describeAction(a, detail), Expected: exp}
+	start := time.Now()
+	stop := key.capture(s)
+	obs, notes, err := h.Do(ctx, a)
+	stop()
+	s.Duration = time.Since(start)
+	s.Observed, s.Notes = obs, notes
+	switch {
+	case err != nil:
+		s.Verdict = result.Error
+		s.Notes = append(s.Notes, "could not perform: "+err.Error())
+	case exp.Equal(obs):
+		s.Verdict = result.Pass
+	default:
+		s.Verdict = result.Fail
+	}
+	return s
+}
+
+// describeAction renders an action's parameters without its PINs.
+func describeAction(a host.Action, prefix string) string {
+	var parts []string
+	if prefix != "" {
+		parts = append(parts, prefix)
+	}
+	if a.Account != "" {
+		parts = append(parts, "account "+a.Account)
+	}
+	if a.PIN != "" {
+		parts = append(parts, "PIN typed")
+	}
+	if a.NewPIN != "" {
+		parts = append(parts, "new PIN typed")
+	}
+	if a.Pick != "" {
+		parts = append(parts, "picks "+a.Pick)
+	}
+	var keys []string
+	for k := range a.Args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+"="+a.Args[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// judge sets the case verdict from its steps; for a key other than the scenario's own, a failure
+// the key explains becomes key-incompatible.
+func judge(ctx context.Context, c catalog.Case, key Key, override bool, rc *result.Case) {
+	if rc.Verdict == "" {
+		rc.Verdict = result.Pass
+		for _, s := range rc.Steps {
+			if s.Verdict != result.Pass {
+				rc.Verdict = result.Fail
+				break
+			}
+		}
+	}
+	if !override || rc.Verdict == result.Pass {
+		return
+	}
+	if cause := keyCause(ctx, c, key, rc); cause != "" {
+		rc.Verdict, rc.KeyCause = result.KeyIncompatible, cause
+	}
+}

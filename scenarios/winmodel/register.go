@@ -1,0 +1,127 @@
+package winmodel
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+
+	"github.com/fidolab/fidolab/ctap"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/scenarios/entra"
+	"github.com/fidolab/fidolab/scenarios/host"
+	"github.com/fidolab/fidolab/scenarios/result"
+)
+
+// requirementsFromInfo checks Microsoft's key requirements (resident keys, client PIN or built-in
+// UV, hmac-secret; microsoft-compatible-security-key.md) on getInfo, as the browser and Entra
+// surface them before any credential is made. It returns the failing outcome, or nil.
+func requirementsFromInfo(info *ctap.GetInfoResponse, n *notes) *result.Outcome {
+	rk, _ := info.Option("rk")
+	_, hasPIN := info.Option("clientPin")
+	_, hasUV := info.Option("uv")
+	hmac := info.HasExtension("hmac-secret")
+	n.add("getInfo decided: options.rk=%v, clientPin present=%v, uv present=%v, extensions has hmac-secret=%v, versions %v",
+		rk, hasPIN, hasUV, hmac, info.Versions)
+	var o result.Outcome
+	switch {
+	case !rk:
+		o = fail(host.CodeNoResidentKeys, "getInfo options.rk is not true: the key cannot store discoverable credentials")
+	case !hasPIN && !hasUV:
+		o = fail(host.CodeNoUserVerification, "getInfo has neither clientPin nor uv: Entra requires user verification")
+	case !hmac:
+		o = fail(host.CodeNoHMACSecret, "getInfo extensions lack hmac-secret: Windows cannot protect its offline cache")
+	default:
+		return nil
+	}
+	return &o
+}
+
+// register is Entra "Security info" › Add method › Security key in a browser on this device.
+func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Outcome, error) {
+	if a.Account == "" {
+		return result.Outcome{}, errMissing(a, "Account")
+	}
+	if !h.online {
+		return fail(host.CodeKeyError, "offline: Security info needs the network"), nil
+	}
+	c, err := h.open(ctx)
+	if err != nil {
+		return result.Outcome{}, err
+	}
+	info, err := c.GetInfo(ctx)
+	if err != nil {
+		if st, ok := statusOf(err); (ok && st == ctap.ErrInvalidCommand) || errors.Is(err, ctaphid.ErrInvalidCmd) {
+			n.add("getInfo refused as an unknown command: a CTAP1/U2F-only key")
+			return fail(host.CodeNoResidentKeys, "CTAP1/U2F-only key: no resident keys, no PIN, no hmac-secret"), nil
+		}
+		return outcomeOf("getInfo", err)
+	}
+	if o := requirementsFromInfo(info, n); o != nil {
+		return *o, nil
+	}
+	if set, has := info.Option("clientPin"); has && !set {
+		if a.PIN == "" {
+			return fail(host.CodePINRequired, "the key has no PIN and none was typed"), nil
+		}
+		// The browser's set-up flow asks for a new PIN before registering.
+		if err := c.SetPIN(ctx, a.PIN); err != nil {
+			return outcomeOf("setPIN", err)
+		}
+		n.add("the key had no PIN: set it first (protocol %d)", pinProtocolOffered(info))
+		if info, err = c.GetInfo(ctx); err != nil {
+			return outcomeOf("getInfo", err)
+		}
+	}
+	pend, err := h.tenant.BeginRegistration(a.Account)
+	if err != nil {
+		return result.Outcome{}, err
+	}
+	v, o, err := verify(ctx, c, info, a.PIN, ctap.PermMakeCredential, entra.RPID, n)
+	if o != nil || err != nil {
+		return deref(o), err
+	}
+	req := pend.Request
+	var opts *ctap.Options
+	req.PinUvAuthParam, req.PinUvAuthProtocol, opts = v.apply(pend.ClientDataHash)
+	if opts != nil {
+		if req.Options == nil {
+			req.Options = &ctap.Options{}
+		}
+		req.Options.UV = opts.UV
+	}
+	res, err := c.MakeCredential(ctx, req)
+	if err != nil {
+		return outcomeOf("makeCredential", err)
+	}
+	n.add("makeCredential: rk, credProtect %d, hmac-secret, attestation %q; credential %s, AAGUID %x",
+		entra.CredProtectLevel, res.Response.Fmt, shortID(res.CredentialID), attAAGUID(res))
+	cred, err := h.tenant.FinishRegistration(pend, res)
+	if err != nil {
+		return outcomeOf("Entra registration", err)
+	}
+	return result.Outcome{Kind: host.KindRegistered, Account: cred.UPN}, nil
+}
+
+func attAAGUID(res *client.MakeCredentialResult) []byte {
+	if res.AuthData == nil || res.AuthData.Attested == nil {
+		return nil
+	}
+	return res.AuthData.Attested.AAGUID[:]
+}
+
+// shortID abbreviates a credential ID for notes (IDs are not secret, only long).
+func shortID(id []byte) string {
+	s := hex.EncodeToString(id)
+	if len(s) > 16 {
+		return s[:16] + "…"
+	}
+	return s
+}
+
+func deref(o *result.Outcome) result.Outcome {
+	if o == nil {
+		return result.Outcome{}
+	}
+	return *o
+}
