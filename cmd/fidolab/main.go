@@ -1,5 +1,6 @@
 // Command fidolab is a software FIDO2 security key and the lab around it.
 //
+//	fidolab run      replay the Windows FIDO2 sign-in document's cases against the Windows model
 //	fidolab serve    serve an emulated key (socket transport, control API)
 //	fidolab key      inspect or edit a key's state file
 //	fidolab persona  list and show personas
@@ -17,6 +18,8 @@ import (
 const usage = `fidolab — a software FIDO2 security key and the lab around it
 
 usage:
+  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
+                  [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
   fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
                   [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
   fidolab key     info|list|delete|reset --state FILE [--json] ...
@@ -41,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
 	case "serve":
 		err = cmdServe(args[1:], stdout, stderr)
 	case "key":
@@ -61,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errCasesFailed):
+		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", args[0], err)
 		return 2

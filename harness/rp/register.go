@@ -94,7 +94,11 @@ func (r *RP) BeginRegister(user *User, opts RegisterOptions) (*PendingRegistrati
 	}
 	var exts []webauthn.ExtensionOption
 	if p, ok := credProtectPolicies[opts.CredProtect]; ok {
-		exts = append(exts, webauthn.WithExtensionCredentialProtectionPolicy(p, opts.EnforceCredProtect))
+		// Enforcing userVerificationOptional is trivially met by any key (it is every credential's
+		// default protection), so a browser does not fail a key that ignores credProtect then;
+		// only levels 2 and 3 are enforced against the key's answer.
+		enforce := opts.EnforceCredProtect && opts.CredProtect > ctap.CredProtectUVOptional
+		exts = append(exts, webauthn.WithExtensionCredentialProtectionPolicy(p, enforce))
 	} else if opts.CredProtect != 0 {
 		return nil, fmt.Errorf("rp: register: credProtect level %d", opts.CredProtect)
 	}
@@ -184,8 +188,8 @@ func (r *RP) FinishRegister(p *PendingRegistration, res *client.MakeCredentialRe
 		return nil, fmt.Errorf("rp: register: verification: %w", describe(err))
 	}
 	reg := &Registration{Credential: cred, Result: res}
-	if r.roots != nil && len(res.Response.AttStmt.X5C) > 0 {
-		if reg.Chain, err = r.verifyChain(res.Response.AttStmt.X5C); err != nil {
+	if roots := r.attestationRoots(); roots != nil && len(res.Response.AttStmt.X5C) > 0 {
+		if reg.Chain, err = r.verifyChain(roots, res.Response.AttStmt.X5C); err != nil {
 			return nil, err
 		}
 	}
@@ -240,7 +244,7 @@ func registrationClientOutputs(opts RegisterOptions, res *client.MakeCredentialR
 	return out
 }
 
-func (r *RP) verifyChain(x5c [][]byte) ([]*x509.Certificate, error) {
+func (r *RP) verifyChain(roots *x509.CertPool, x5c [][]byte) ([]*x509.Certificate, error) {
 	certs := make([]*x509.Certificate, 0, len(x5c))
 	for i, der := range x5c {
 		cert, err := x509.ParseCertificate(der)
@@ -254,7 +258,7 @@ func (r *RP) verifyChain(x5c [][]byte) ([]*x509.Certificate, error) {
 		inter.AddCert(c)
 	}
 	chains, err := certs[0].Verify(x509.VerifyOptions{
-		Roots: r.roots, Intermediates: inter, CurrentTime: time.Now(),
+		Roots: roots, Intermediates: inter, CurrentTime: time.Now(),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {

@@ -134,6 +134,29 @@ func (r *RP) User(id []byte) *User {
 	return r.users[string(id)]
 }
 
+// SetAttestationRoots replaces the trusted attestation roots (none: chains are not checked),
+// keeping the users: an admin turning attestation enforcement on or off.
+func (r *RP) SetAttestationRoots(roots ...*x509.Certificate) {
+	var pool *x509.CertPool
+	for _, c := range roots {
+		if c != nil {
+			if pool == nil {
+				pool = x509.NewCertPool()
+			}
+			pool.AddCert(c)
+		}
+	}
+	r.mu.Lock()
+	r.roots = pool
+	r.mu.Unlock()
+}
+
+func (r *RP) attestationRoots() *x509.CertPool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.roots
+}
+
 func (r *RP) addUser(u *User) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

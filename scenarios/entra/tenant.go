@@ -129,25 +129,40 @@ func New(p Policy, opts ...Option) (*Tenant, error) {
 	for _, o := range opts {
 		o(t)
 	}
+	if err := t.SetPolicy(p); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// SetPolicy replaces the tenant's passkey policy (attestation enforcement, AAGUID allow and block
+// lists), keeping its users and their registered credentials: an admin changing the policy.
+func (t *Tenant) SetPolicy(p Policy) error {
+	t.mu.Lock()
+	if t.rp == nil {
+		r, err := rp.New(RPID, Origin, rp.WithName("Microsoft"))
+		if err != nil {
+			t.mu.Unlock()
+			return err
+		}
+		t.rp = r
+	}
+	// harness/rp checks chains whenever it has roots; without enforcement Entra stores a key
+	// whatever its attestation, so the roots are given only when enforcing.
+	if p.EnforceAttestation {
+		t.rp.SetAttestationRoots(t.roots...)
+	} else {
+		t.rp.SetAttestationRoots()
+	}
 	t.policy = Policy{EnforceAttestation: p.EnforceAttestation}
+	t.mu.Unlock()
 	for _, a := range p.AAGUIDAllow {
 		t.Allow(a)
 	}
 	for _, a := range p.AAGUIDBlock {
 		t.Block(a)
 	}
-	var rpOpts []rp.Option
-	if p.EnforceAttestation && len(t.roots) > 0 {
-		// harness/rp checks chains whenever it has roots; without enforcement Entra stores a key
-		// whatever its attestation, so the roots are given only when enforcing.
-		rpOpts = append(rpOpts, rp.WithAttestationRoots(t.roots...))
-	}
-	r, err := rp.New(RPID, Origin, append(rpOpts, rp.WithName("Microsoft"))...)
-	if err != nil {
-		return nil, err
-	}
-	t.rp = r
-	return t, nil
+	return nil
 }
 
 // normAAGUID lowercases and strips dashes so that any UUID spelling compares equal.

@@ -21,6 +21,9 @@ type Run struct {
 	Persona  string   `json:"persona,omitempty"`
 	Versions []string `json:"versions"` // Windows versions in matrix column order
 	Cases    []*Case  `json:"cases"`
+	// LeftOut lists scenarios not run because they are about a particular key of their own (a
+	// persona without hmac-secret, a full key…) while this run targets another key.
+	LeftOut []string `json:"leftOut,omitempty"`
 }
 
 // Case is one scenario expanded for one Windows version.

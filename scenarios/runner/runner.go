@@ -5,8 +5,10 @@ package runner
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +34,26 @@ type Options struct {
 	Progress func(done, total int, c *result.Case)
 	// CaseTimeout bounds one case; 0 means one minute.
 	CaseTimeout time.Duration
+}
+
+// keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
+// than "default": a key without hmac-secret, a full key): run on another key they would test that
+// key's properties, not the document. It returns the kept cases and the ids left out.
+func keyAgnostic(cases []catalog.Case) ([]catalog.Case, []string) {
+	var kept []catalog.Case
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range cases {
+		if ref := c.Key.PersonaRef; ref != "" && ref != "default" {
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				out = append(out, c.ID)
+			}
+			continue
+		}
+		kept = append(kept, c)
+	}
+	return kept, out
 }
 
 // Reference is the device a case's accounts are registered through before its steps: up to
@@ -65,9 +87,13 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		par = 1
 	}
 	cases := cat.Select(f)
+	var leftOut []string
+	if opts.Keys.Override() != "" {
+		cases, leftOut = keyAgnostic(cases)
+	}
 	run := &result.Run{
 		Started: time.Now(), Target: opts.Target.Name(), Key: opts.Keys.Describe(),
-		Persona: opts.Keys.Override(), Cases: make([]*result.Case, len(cases)),
+		Persona: opts.Keys.Override(), Cases: make([]*result.Case, len(cases)), LeftOut: leftOut,
 	}
 	seen := map[string]bool{}
 	for _, c := range cases {
@@ -145,13 +171,21 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	}
 	defer inner.Close()
 	key := &recKey{Key: inner}
+	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
+		defer f.Forget(key) // the case's organisation ends with it
+	}
 
 	if err := setUp(ctx, c, opts.Target, key, rc); err != nil {
 		rc.Verdict, rc.Error = result.Error, err.Error()
 		judge(ctx, c, key, opts.Keys.Override() != "", rc)
 		return rc
 	}
-	h, err := opts.Target.NewHost(ctx, c.Config(c.Version), key)
+	cfg := c.Config(c.Version)
+	if cfg.Tenant, err = resolveKeyAAGUID(ctx, cfg.Tenant, key); err != nil {
+		rc.Verdict, rc.Error = result.Error, err.Error()
+		return rc
+	}
+	h, err := opts.Target.NewHost(ctx, cfg, key)
 	if err != nil {
 		rc.Verdict, rc.Error = result.Error, fmt.Sprintf("host %s: %v", c.Version.Name, err)
 		return rc
@@ -273,4 +307,32 @@ func judge(ctx context.Context, c catalog.Case, key Key, override bool, rc *resu
 	if cause := keyCause(ctx, c, key, rc); cause != "" {
 		rc.Verdict, rc.KeyCause = result.KeyIncompatible, cause
 	}
+}
+
+// resolveKeyAAGUID replaces "key" in the tenant's AAGUID lists with the AAGUID of the key under
+// test, which only the runner knows (it may be a persona override or an external key).
+func resolveKeyAAGUID(ctx context.Context, t host.Tenant, key Key) (host.Tenant, error) {
+	if !slices.Contains(t.AAGUIDAllow, "key") && !slices.Contains(t.AAGUIDBlock, "key") {
+		return t, nil
+	}
+	info, err := keyInfo(ctx, key)
+	if err != nil {
+		return t, fmt.Errorf("tenant key restriction: getInfo: %w", err)
+	}
+	if len(info.AAGUID) != 16 {
+		return t, fmt.Errorf("tenant key restriction: the key reports no AAGUID")
+	}
+	h := hex.EncodeToString(info.AAGUID)
+	aaguid := h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	sub := func(list []string) []string {
+		out := slices.Clone(list)
+		for i, a := range out {
+			if a == "key" {
+				out[i] = aaguid
+			}
+		}
+		return out
+	}
+	t.AAGUIDAllow, t.AAGUIDBlock = sub(t.AAGUIDAllow), sub(t.AAGUIDBlock)
+	return t, nil
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fidolab/fidolab/harness/client"
@@ -37,11 +38,14 @@ type RootedKey interface {
 // Target is the model host.Target.
 type Target struct {
 	roots []*x509.Certificate
+
+	mu      sync.Mutex
+	tenants map[host.Key]*entra.Tenant // one organisation per key: every device of a case shares it
 }
 
 // New returns the model Target.
 func New(opts ...Option) host.Target {
-	t := &Target{}
+	t := &Target{tenants: map[host.Key]*entra.Tenant{}}
 	for _, o := range opts {
 		o(t)
 	}
@@ -51,20 +55,13 @@ func New(opts ...Option) host.Target {
 // Name is "model".
 func (t *Target) Name() string { return "model" }
 
-// NewHost prepares a modelled device with its own Entra tenant.
+// NewHost prepares a modelled device. Devices built on the same key share one Entra tenant, whose
+// policy becomes cfg.Tenant from now on (host.Target's contract).
 func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (host.Host, error) {
 	if key == nil {
 		return nil, fmt.Errorf("winmodel: no key")
 	}
-	roots := append([]*x509.Certificate(nil), t.roots...)
-	if rk, ok := key.(RootedKey); ok {
-		roots = append(roots, rk.AttestationRoots()...)
-	}
-	ten, err := entra.New(entra.Policy{
-		EnforceAttestation: cfg.Tenant.EnforceAttestation,
-		AAGUIDAllow:        cfg.Tenant.AAGUIDAllow,
-		AAGUIDBlock:        cfg.Tenant.AAGUIDBlock,
-	}, entra.WithTrustedRoots(roots...))
+	ten, err := t.tenant(cfg.Tenant, key)
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: tenant: %w", err)
 	}
@@ -73,6 +70,33 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 		return nil, fmt.Errorf("winmodel: device salt: %w", err)
 	}
 	return h, nil
+}
+
+// tenant returns the key's organisation, created on first use, with policy p applied.
+func (t *Target) tenant(p host.Tenant, key host.Key) (*entra.Tenant, error) {
+	pol := entra.Policy{EnforceAttestation: p.EnforceAttestation, AAGUIDAllow: p.AAGUIDAllow, AAGUIDBlock: p.AAGUIDBlock}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ten, ok := t.tenants[key]; ok {
+		return ten, ten.SetPolicy(pol)
+	}
+	roots := append([]*x509.Certificate(nil), t.roots...)
+	if rk, ok := key.(RootedKey); ok {
+		roots = append(roots, rk.AttestationRoots()...)
+	}
+	ten, err := entra.New(pol, entra.WithTrustedRoots(roots...))
+	if err != nil {
+		return nil, err
+	}
+	t.tenants[key] = ten
+	return ten, nil
+}
+
+// Forget drops the tenant of a key whose case has ended.
+func (t *Target) Forget(key host.Key) {
+	t.mu.Lock()
+	delete(t.tenants, key)
+	t.mu.Unlock()
 }
 
 // cached is what the device keeps after an online sign-in of one account with one credential:
@@ -174,7 +198,7 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 			out = done("key replugged (power-up)")
 		}
 	case host.ActWait:
-		out, err = wait(ctx, a)
+		out, err = wait(ctx, a, h.key)
 	case host.ActRemoveKey:
 		out, err = h.removeKey(ctx, a, &n)
 	case host.ActBlockAAGUID, host.ActAllowAAGUID:
@@ -185,12 +209,19 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 	return out, n, err
 }
 
-func wait(ctx context.Context, a host.Action) (result.Outcome, error) {
+// wait lets time pass: on a key with its own clock (host.Clock) the clock moves forward, so a
+// 10 s reset window costs no wall time; otherwise the model really waits.
+func wait(ctx context.Context, a host.Action, key host.Key) (result.Outcome, error) {
 	s, err := strconv.ParseFloat(a.Args["seconds"], 64)
 	if err != nil || s < 0 {
 		return result.Outcome{}, fmt.Errorf("winmodel: wait: seconds %q", a.Args["seconds"])
 	}
-	t := time.NewTimer(time.Duration(s * float64(time.Second)))
+	d := time.Duration(s * float64(time.Second))
+	if c, ok := key.(host.Clock); ok {
+		c.Advance(d)
+		return done(fmt.Sprintf("waited %gs (key clock advanced)", s)), nil
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/scenarios/catalog"
+	"github.com/fidolab/fidolab/scenarios/report"
+	"github.com/fidolab/fidolab/scenarios/result"
+	"github.com/fidolab/fidolab/scenarios/runner"
+)
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// errCasesFailed makes `fidolab run` exit 1 without printing anything more: the report said it all.
+var errCasesFailed = fmt.Errorf("some cases did not behave as the document says")
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fidolab run", stderr)
+	var catalogs, reports multiFlag
+	fs.Var(&catalogs, "catalog", "a directory of your own scenario files, added to the built-in catalog (repeatable)")
+	fs.Var(&reports, "report", "write a report; the extension picks the format: .xml (JUnit), .json, .html, .md (repeatable)")
+	filter := fs.String("filter", "", "select cases: id substring or glob, re:REGEX, tag:a,b, windows:EXPR, !TERM; terms are ANDed")
+	personaRef := fs.String("persona", "", "run every case on this persona (name or YAML file) instead of each scenario's own")
+	keySpec := fs.String("key", "", "run on this key instead of an in-process one: socket:PATH[,control=HOST:PORT]")
+	parallel := fs.Int("parallel", 0, "cases at once (default: number of CPUs; an external key runs one at a time)")
+	ascii := fs.Bool("ascii", false, "plain ASCII output (no box drawing or check marks)")
+	quiet := fs.Bool("quiet", false, "no progress display")
+	list := fs.Bool("list", false, "list the selected cases without running them")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *personaRef != "" && *keySpec != "" {
+		return usagef("give --persona or --key, not both")
+	}
+	cat, err := loadCatalog(catalogs)
+	if err != nil {
+		return err
+	}
+	if *list {
+		return listCases(stdout, cat, *filter)
+	}
+
+	opts := runner.Options{Filter: *filter, Parallel: *parallel}
+	switch {
+	case *keySpec != "":
+		if opts.Keys, err = runner.External(*keySpec); err != nil {
+			return usagef("--key: %v", err)
+		}
+	case *personaRef != "":
+		p, err := persona.Load(*personaRef)
+		if err != nil {
+			return err
+		}
+		opts.Keys = runner.InProcess(p)
+	}
+	var prog *report.Progress
+	if !*quiet {
+		opts.Progress = func(done, total int, c *result.Case) {
+			if prog == nil {
+				prog = report.NewProgress(stderr, total)
+				prog.ASCII = *ascii
+			}
+			prog.Update(done, total, c)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	run, err := runner.Run(ctx, cat, opts)
+	if prog != nil {
+		prog.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	useASCII := *ascii || !utf8Locale()
+	if err := report.Terminal(stdout, run, report.TerminalOptions{ASCII: useASCII, Color: report.IsTerminal(stdout)}); err != nil {
+		return err
+	}
+	if len(run.LeftOut) > 0 {
+		fmt.Fprintf(stdout, "left out %d scenario(s) about a key of their own (not this one): %s\n",
+			len(run.LeftOut), strings.Join(run.LeftOut, ", "))
+	}
+	for _, path := range reports {
+		if err := report.WriteFile(path, run); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "fidolab: wrote %s\n", path)
+	}
+	if !run.OK() {
+		return errCasesFailed
+	}
+	return nil
+}
+
+func loadCatalog(dirs []string) (*catalog.Catalog, error) {
+	cats := []*catalog.Catalog{}
+	builtin, err := catalog.Embedded()
+	if err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	cats = append(cats, builtin)
+	for _, d := range dirs {
+		c, err := catalog.LoadDir(d)
+		if err != nil {
+			return nil, err
+		}
+		cats = append(cats, c)
+	}
+	return catalog.Merge(cats...)
+}
+
+func listCases(w io.Writer, cat *catalog.Catalog, filter string) error {
+	f, err := catalog.ParseFilter(filter)
+	if err != nil {
+		return usagef("--filter: %v", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWINDOWS\tSUPPORTED\tTITLE")
+	n := 0
+	for _, c := range cat.Select(f) {
+		fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", c.ID, c.Version.Name, c.Supported, c.Title)
+		n++
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%d cases\n", n)
+	return err
+}
+
+// utf8Locale guesses whether the terminal shows UTF-8 (check marks, box drawing).
+func utf8Locale() bool {
+	for _, v := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
+		if s := os.Getenv(v); s != "" {
+			s = strings.ToUpper(s)
+			return strings.Contains(s, "UTF-8") || strings.Contains(s, "UTF8")
+		}
+	}
+	return false
+}
