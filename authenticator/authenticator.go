@@ -196,13 +196,16 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus fu
 	cmd := ctap.Command(req[0])
 	resp, err := a.dispatch(ctx, &request{cmd: cmd, params: req[1:], setStatus: setStatus})
 	st := ctap.StatusOf(err)
-	var out []byte
+	out := resp
 	if err != nil {
 		out = []byte{byte(st)}
-		a.log.Debug("ctap2", "cmd", cmd.String(), "status", st.String(), "err", err.Error())
-	} else {
-		out = resp
-		a.log.Debug("ctap2", "cmd", cmd.String(), "status", "CTAP2_OK")
+	}
+	if a.log.Enabled(ctx, slog.LevelDebug) { // building the attributes allocates: only when shown
+		if err != nil {
+			a.log.Debug("ctap2", "cmd", cmd.String(), "status", st.String(), "err", err.Error())
+		} else {
+			a.log.Debug("ctap2", "cmd", cmd.String(), "status", "CTAP2_OK")
+		}
 	}
 	if a.observe != nil {
 		a.observe.Exchange(cmd, req, out, st, a.now().Sub(start))
@@ -241,11 +244,11 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 	if v == nil {
 		return []byte{byte(ctap.StatusOK)}, nil
 	}
-	body, err := ctap.Marshal(v)
+	out, err := ctap.MarshalResponse(v)
 	if err != nil {
 		return nil, ctap.Errorf(ctap.ErrOther, "encoding %v response: %v", r.cmd, err)
 	}
-	return append([]byte{byte(ctap.StatusOK)}, body...), nil
+	return out, nil
 }
 
 // supports says whether the persona offers a command at all (else CTAP1_ERR_INVALID_COMMAND).

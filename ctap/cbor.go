@@ -1,6 +1,7 @@
 package ctap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -19,6 +20,7 @@ const (
 
 var (
 	encMode cbor.EncMode
+	bufMode cbor.UserBufferEncMode
 	decMode cbor.DecMode
 )
 
@@ -27,6 +29,9 @@ func init() {
 	encMode, err = cbor.CTAP2EncOptions().EncMode()
 	if err != nil {
 		panic(err) // static options: a failure here is a programming error
+	}
+	if bufMode, err = cbor.CTAP2EncOptions().UserBufferEncMode(); err != nil {
+		panic(err)
 	}
 	decMode, err = cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
@@ -48,6 +53,18 @@ func init() {
 
 // Marshal encodes v in CTAP2 canonical CBOR.
 func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// MarshalResponse encodes a successful CTAP2 response: the CTAP2_OK status byte followed by v in
+// CTAP2 canonical CBOR, in one buffer.
+func MarshalResponse(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(256)
+	buf.WriteByte(byte(StatusOK))
+	if err := bufMode.MarshalToBuffer(v, &buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
 
 // EncMode returns the CTAP2 canonical encoder, for packages that embed CBOR in their own types.
 func EncMode() cbor.EncMode { return encMode }

@@ -98,3 +98,10 @@ func FuzzDecodeRequests(f *testing.F) {
 		}
 	})
 }
+
+func TestMarshalResponse(t *testing.T) {
+	t.Parallel()
+	b, err := MarshalResponse(&ClientPINResponse{PINRetries: Uint(8)})
+	require.NoError(t, err)
+	require.Equal(t, mustHex("00a10308"), b)
+}

@@ -24,14 +24,16 @@ type Port struct {
 	d   *Device
 	out func(report []byte)
 
-	qmu    sync.Mutex
-	cond   *sync.Cond
-	queue  []outMsg
-	spare  []outMsg
-	closed bool
-	exited chan struct{}
+	qmu     sync.Mutex
+	cond    *sync.Cond
+	queue   []outMsg
+	spare   []outMsg
+	closed  bool
+	writing bool // out is being called (by the writer goroutine or by sendNow); guarded by qmu
+	exited  chan struct{}
 
 	scratch [ReportSize]byte // the writer goroutine's report buffer
+	direct  [ReportSize]byte // sendNow's report buffer (one sendNow at a time: writing)
 }
 
 // Open connects a host to the device. out receives every report the device sends to this host; the
@@ -72,6 +74,9 @@ func (p *Port) Close() {
 	clear(p.queue)
 	p.queue = nil
 	p.cond.Broadcast()
+	for p.writing { // a sendNow in progress: out must not be called once Close returns
+		p.cond.Wait()
+	}
 	p.qmu.Unlock()
 	p.d.portClosed(p)
 	<-p.exited
@@ -87,7 +92,47 @@ func (p *Port) send(cid uint32, cmd byte, payload []byte) {
 		return
 	}
 	p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload})
-	p.cond.Signal()
+	p.cond.Broadcast()
+}
+
+// sendNow writes a message from the calling goroutine when nothing else is queued or being
+// written, and queues it otherwise, so order is kept either way. The caller may block on out.
+func (p *Port) sendNow(cid uint32, cmd byte, payload []byte) {
+	if len(payload) > MaxMessageSize {
+		cmd, payload = CmdError, oneByte(byte(ErrOther))
+	}
+	p.qmu.Lock()
+	if p.closed {
+		p.qmu.Unlock()
+		return
+	}
+	if p.writing || len(p.queue) > 0 {
+		if len(p.queue) < maxQueuedMessages {
+			p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload})
+			p.cond.Broadcast()
+		}
+		p.qmu.Unlock()
+		return
+	}
+	p.writing = true
+	p.qmu.Unlock()
+	_ = eachPacket(&p.direct, cid, cmd, payload, p.writeReport)
+	p.qmu.Lock()
+	p.writing = false
+	p.cond.Broadcast() // the writer may have work queued meanwhile; Close may be waiting
+	p.qmu.Unlock()
+}
+
+// writeReport hands one report to the host unless the port has been closed.
+func (p *Port) writeReport(r []byte) error {
+	p.qmu.Lock()
+	closed := p.closed
+	p.qmu.Unlock()
+	if closed {
+		return errPortClosed
+	}
+	p.out(r)
+	return nil
 }
 
 func (p *Port) sendError(cid uint32, code ErrorCode) {
@@ -96,19 +141,9 @@ func (p *Port) sendError(cid uint32, code ErrorCode) {
 
 func (p *Port) writer() {
 	defer close(p.exited)
-	write := func(r []byte) error {
-		p.qmu.Lock()
-		closed := p.closed
-		p.qmu.Unlock()
-		if closed {
-			return errPortClosed
-		}
-		p.out(r)
-		return nil
-	}
 	for {
 		p.qmu.Lock()
-		for len(p.queue) == 0 && !p.closed {
+		for (len(p.queue) == 0 || p.writing) && !p.closed {
 			p.cond.Wait()
 		}
 		if p.closed {
@@ -117,15 +152,18 @@ func (p *Port) writer() {
 		}
 		batch := p.queue
 		p.queue = p.spare[:0]
+		p.writing = true
 		p.qmu.Unlock()
 		for _, m := range batch {
-			if eachPacket(&p.scratch, m.cid, m.cmd, m.payload, write) != nil {
+			if eachPacket(&p.scratch, m.cid, m.cmd, m.payload, p.writeReport) != nil {
 				break
 			}
 		}
 		clear(batch) // drop payload references
 		p.qmu.Lock()
 		p.spare = batch[:0]
+		p.writing = false
+		p.cond.Broadcast() // Close may be waiting for the write to end
 		p.qmu.Unlock()
 	}
 }

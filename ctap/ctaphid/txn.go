@@ -114,14 +114,17 @@ func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
 	}
 	d.mu.Unlock()
 	t.mu.Lock()
-	t.finished = true
+	t.finished = true // from here on no keepalive is queued
 	if t.ka != nil {
 		t.ka.Stop()
 	}
-	if !t.aborted {
-		t.port.send(t.cid, t.cmd, resp)
-	}
+	deliver := !t.aborted
 	t.mu.Unlock()
+	if deliver {
+		// Written from this goroutine when the port is idle: one hand-off fewer per request. A
+		// keepalive queued before finished was set still goes out first (sendNow queues behind it).
+		t.port.sendNow(t.cid, t.cmd, resp)
+	}
 }
 
 func (t *txn) keepalive() {
