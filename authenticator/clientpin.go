@@ -311,6 +311,20 @@ func (a *Authenticator) pinPrecheck() (store.PIN, error) {
 	return pin, nil
 }
 
+// pinSession runs the checks every PIN-consuming subcommand starts with — a PIN is set and not
+// blocked — and derives the shared secret from the platform's key. Callers hold a.mu.
+func (a *Authenticator) pinSession(p pinuv.Protocol, c *pinCall) (store.PIN, []byte, error) {
+	pin, err := a.pinPrecheck()
+	if err != nil {
+		return pin, nil, err
+	}
+	shared, err := a.decapsulate(p, c)
+	if err != nil {
+		return pin, nil, err
+	}
+	return pin, shared, nil
+}
+
 func (a *Authenticator) pinChangePIN(c *pinCall) (any, error) {
 	if c.PinUvAuthProtocol == nil || c.KeyAgreement == nil || c.PinUvAuthParam == nil || c.NewPinEnc == nil || c.PinHashEnc == nil {
 		return nil, ctap.Errorf(ctap.ErrMissingParameter, "changePIN needs pinUvAuthProtocol, keyAgreement, pinUvAuthParam, newPinEnc and pinHashEnc")
@@ -321,11 +335,7 @@ func (a *Authenticator) pinChangePIN(c *pinCall) (any, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pin, err := a.pinPrecheck()
-	if err != nil {
-		return nil, err
-	}
-	shared, err := a.decapsulate(p, c)
+	pin, shared, err := a.pinSession(p, c)
 	if err != nil {
 		return nil, err
 	}
@@ -374,11 +384,7 @@ func (a *Authenticator) pinGetPinToken(c *pinCall) (any, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pin, err := a.pinPrecheck()
-	if err != nil {
-		return nil, err
-	}
-	shared, err := a.decapsulate(p, c)
+	pin, shared, err := a.pinSession(p, c)
 	if err != nil {
 		return nil, err
 	}
@@ -448,11 +454,7 @@ func (a *Authenticator) pinGetTokenWithPerms(c *pinCall) (any, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pin, err := a.pinPrecheck()
-	if err != nil {
-		return nil, err
-	}
-	shared, err := a.decapsulate(p, c)
+	pin, shared, err := a.pinSession(p, c)
 	if err != nil {
 		return nil, err
 	}

@@ -236,42 +236,64 @@ func (a *Authenticator) newKeyPair(alg int) (secret, coseKey []byte, err error) 
 		if err != nil {
 			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
 		}
-		defer k.Destroy()
 		secret, err = k.Bytes()
+		k.Destroy()
 		if err != nil {
 			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
 		}
-		ck, err := cose.FromECDSA(cose.AlgES256, k.Public())
-		if err != nil {
-			clear(secret)
-			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
-		}
-		coseKey, err = ck.Marshal()
-		if err != nil {
-			clear(secret)
-			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
-		}
-		return secret, coseKey, nil
 	case cose.AlgEdDSA:
 		secret = make([]byte, ed25519.SeedSize)
 		if _, err := io.ReadFull(a.rand, secret); err != nil {
 			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
 		}
-		priv := ed25519.NewKeyFromSeed(secret)
-		defer clear(priv)
-		ck, err := cose.FromEd25519(priv.Public().(ed25519.PublicKey))
-		if err != nil {
-			clear(secret)
-			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
-		}
-		coseKey, err = ck.Marshal()
-		if err != nil {
-			clear(secret)
-			return nil, nil, ctap.Errorf(ctap.ErrOther, "encoding public key: %v", err)
-		}
-		return secret, coseKey, nil
+	default:
+		return nil, nil, ctap.Errorf(ctap.ErrUnsupportedAlgorithm, "algorithm %d", alg)
 	}
-	return nil, nil, ctap.Errorf(ctap.ErrUnsupportedAlgorithm, "algorithm %d", alg)
+	if coseKey, err = publicCOSE(alg, secret); err != nil {
+		clear(secret)
+		return nil, nil, err
+	}
+	return secret, coseKey, nil
+}
+
+// publicCOSE derives the COSE public key (CTAP2 canonical CBOR) from a credential's private key:
+// an ES256 scalar or an Ed25519 seed, as credentials store them.
+func publicCOSE(alg int, secret []byte) ([]byte, error) {
+	var (
+		key cose.Key
+		err error
+	)
+	switch cose.Algorithm(alg) {
+	case cose.AlgES256:
+		k, kerr := signer.NewPrivateKey(secret)
+		if kerr != nil {
+			return nil, ctap.Errorf(ctap.ErrOther, "unusable ES256 key")
+		}
+		key, err = cose.FromECDSA(cose.AlgES256, k.Public())
+		k.Destroy()
+	case cose.AlgEdDSA:
+		var priv ed25519.PrivateKey
+		switch len(secret) {
+		case ed25519.SeedSize:
+			priv = ed25519.NewKeyFromSeed(secret)
+			defer clear(priv)
+		case ed25519.PrivateKeySize:
+			priv = ed25519.PrivateKey(secret)
+		default:
+			return nil, ctap.Errorf(ctap.ErrOther, "unusable EdDSA key")
+		}
+		key, err = cose.FromEd25519(priv.Public().(ed25519.PublicKey))
+	default:
+		return nil, ctap.Errorf(ctap.ErrUnsupportedAlgorithm, "algorithm %d", alg)
+	}
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "credential public key: %v", err)
+	}
+	b, err := key.Marshal()
+	if err != nil {
+		return nil, ctap.Errorf(ctap.ErrOther, "encoding credential public key: %v", err)
+	}
+	return b, nil
 }
 
 // sign makes a WebAuthn signature over msg with a credential's key: ES256 through the fast

@@ -3,14 +3,11 @@ package authenticator
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 
-	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/ctap"
-	"github.com/fidolab/fidolab/ctap/cose"
 )
 
 // credMgmtEnum is the enumeration in progress (CTAP 2.1 §6.8.3, §6.8.4). It keeps only what is
@@ -262,7 +259,7 @@ func (a *Authenticator) cmEnumerateCredsNext() (any, error) {
 // cmCredResponse describes one credential. A credential made without credProtect reports level 1,
 // the policy it is treated with, as hardware keys do.
 func cmCredResponse(c *store.Credential) (*ctap.CredentialManagementResponse, error) {
-	pub, err := cmPublicKeyCOSE(c)
+	pub, err := publicCOSE(c.Alg, c.PrivateKey)
 	if err != nil {
 		return nil, err
 	}
@@ -280,46 +277,6 @@ func cmCredResponse(c *store.Credential) (*ctap.CredentialManagementResponse, er
 		resp.LargeBlobKey = c.LargeBlobKey
 	}
 	return resp, nil
-}
-
-// cmPublicKeyCOSE derives the COSE public key of a resident credential from its stored
-// private key: a P-256 scalar for ES256, an Ed25519 seed (or seed‖public key) for EdDSA.
-func cmPublicKeyCOSE(c *store.Credential) ([]byte, error) {
-	var (
-		key cose.Key
-		err error
-	)
-	switch cose.Algorithm(c.Alg) {
-	case cose.AlgES256:
-		k, kerr := signer.NewPrivateKey(c.PrivateKey)
-		if kerr != nil {
-			return nil, ctap.Errorf(ctap.ErrOther, "credential has an unusable ES256 key")
-		}
-		key, err = cose.FromECDSA(cose.AlgES256, k.Public())
-		k.Destroy()
-	case cose.AlgEdDSA:
-		var priv ed25519.PrivateKey
-		switch len(c.PrivateKey) {
-		case ed25519.SeedSize:
-			priv = ed25519.NewKeyFromSeed(c.PrivateKey)
-			defer clear(priv)
-		case ed25519.PrivateKeySize:
-			priv = ed25519.PrivateKey(c.PrivateKey)
-		default:
-			return nil, ctap.Errorf(ctap.ErrOther, "credential has an unusable EdDSA key")
-		}
-		key, err = cose.FromEd25519(priv.Public().(ed25519.PublicKey))
-	default:
-		return nil, ctap.Errorf(ctap.ErrOther, "credential algorithm %d unknown", c.Alg)
-	}
-	if err != nil {
-		return nil, ctap.Errorf(ctap.ErrOther, "credential public key: %v", err)
-	}
-	b, err := key.Marshal()
-	if err != nil {
-		return nil, ctap.Errorf(ctap.ErrOther, "encoding credential public key: %v", err)
-	}
-	return b, nil
 }
 
 // cmCredential finds the credential a delete or update names and checks the token may touch it.

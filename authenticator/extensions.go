@@ -190,3 +190,14 @@ func encodeExtensions(m map[string]any) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// hmacSecretOutput computes a credential's encrypted hmac-secret output for the session's salts,
+// with the UV or the non-UV CredRandom; the CredRandom is wiped as soon as it has been used.
+func (a *Authenticator) hmacSecretOutput(hs *hmacSecretSession, c *credential, uv bool) ([]byte, error) {
+	cr, err := a.credRandom(c, uv)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(cr)
+	return hs.output(cr)
+}

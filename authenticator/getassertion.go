@@ -227,12 +227,7 @@ func (a *Authenticator) locateCredentials(allow []ctap.CredentialDescriptor, ac 
 func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecretSession, userDetails bool) (*ctap.GetAssertionResponse, error) {
 	exts := map[string]any{}
 	if hs != nil && c.hmacSecret {
-		cr, err := a.credRandom(c, ac.uv)
-		if err != nil {
-			return nil, err
-		}
-		out, err := hs.output(cr)
-		clear(cr)
+		out, err := a.hmacSecretOutput(hs, c, ac.uv)
 		if err != nil {
 			return nil, err
 		}

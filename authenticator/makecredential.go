@@ -309,12 +309,7 @@ func (a *Authenticator) createCredential(req *ctap.MakeCredentialRequest, m *mcS
 		exts[extHMACSecret] = true
 	}
 	if hs != nil {
-		cr, err := a.credRandom(c, m.uv)
-		if err != nil {
-			return nil, err
-		}
-		out, err := hs.output(cr)
-		clear(cr)
+		out, err := a.hmacSecretOutput(hs, c, m.uv)
 		if err != nil {
 			return nil, err
 		}

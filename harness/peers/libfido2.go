@@ -176,9 +176,18 @@ func libfido2Args(p *persona.Persona, sockPath, name string) []string {
 }
 
 func runClient(ctx context.Context, timeout time.Duration, bin string, args []string) ([]Row, error) {
+	return runPeer(ctx, "libfido2 peer", timeout, nil, bin, args...)
+}
+
+// runPeer runs a peer program that prints its results as JSON rows on stdout, for at most timeout.
+// Rows printed before a failure are returned with the error.
+func runPeer(ctx context.Context, name string, timeout time.Duration, env []string, bin string, args ...string) ([]Row, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if env != nil {
+		cmd.Env = env
+	}
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -186,9 +195,9 @@ func runClient(ctx context.Context, timeout time.Duration, bin string, args []st
 	rows, parseErr := ParseRows(&stdout)
 	switch {
 	case ctx.Err() != nil:
-		return rows, fmt.Errorf("libfido2 peer: killed after %v: %w (stderr: %s)", timeout, ctx.Err(), tail(stderr.String()))
+		return rows, fmt.Errorf("%s: killed after %v: %w (stderr: %s)", name, timeout, ctx.Err(), tail(stderr.String()))
 	case runErr != nil:
-		return rows, fmt.Errorf("libfido2 peer: %w (stderr: %s)", runErr, tail(stderr.String()))
+		return rows, fmt.Errorf("%s: %w (stderr: %s)", name, runErr, tail(stderr.String()))
 	case parseErr != nil:
 		return rows, parseErr
 	}

@@ -1,7 +1,6 @@
 package peers
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -57,26 +56,10 @@ func RunPythonFido2(ctx context.Context, sockPath, controlURL, personaName strin
 	if err := writeScripts(dir); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, pythonTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, PythonInterpreter, filepath.Join(dir, "pyfido2_peer.py"), sockPath, controlURL, personaName)
-	// -B and no user site: the run must not write bytecode next to the script nor pick up packages
-	// installed for the developer.
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONNOUSERSITE=1")
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	rows, parseErr := ParseRows(&stdout)
-	switch {
-	case ctx.Err() != nil:
-		return rows, fmt.Errorf("python-fido2 peer: killed after %v: %w (stderr: %s)", pythonTimeout, ctx.Err(), tail(stderr.String()))
-	case runErr != nil:
-		return rows, fmt.Errorf("python-fido2 peer: %w (stderr: %s)", runErr, tail(stderr.String()))
-	case parseErr != nil:
-		return rows, parseErr
-	}
-	return rows, nil
+	// No bytecode next to the script, no packages installed for the developer.
+	env := append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONNOUSERSITE=1")
+	return runPeer(ctx, "python-fido2 peer", pythonTimeout, env, PythonInterpreter,
+		filepath.Join(dir, "pyfido2_peer.py"), sockPath, controlURL, personaName)
 }
 
 func writeScripts(dir string) error {
