@@ -1,0 +1,53 @@
+package emulator
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/stretchr/testify/require"
+)
+
+func TestStateFileRemembersPersona(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.state")
+	c20, err := persona.Builtin("ctap20")
+	require.NoError(t, err)
+	k, err := Open(Options{Persona: c20, StatePath: path})
+	require.NoError(t, err)
+	require.NoError(t, k.Close())
+	require.NoError(t, k.Close(), "Close is idempotent")
+
+	k, err = Open(Options{StatePath: path})
+	require.NoError(t, err, "no persona given: the recorded one")
+	require.Equal(t, "ctap20", k.Persona.Name)
+	st, err := k.Status()
+	require.NoError(t, err)
+	require.Equal(t, c20.AAGUID.String(), st.AAGUID)
+	require.Equal(t, path, st.StatePath)
+	require.NoError(t, k.Close())
+
+	def, err := persona.Builtin("default")
+	require.NoError(t, err)
+	_, err = Open(Options{Persona: def, StatePath: path})
+	require.ErrorContains(t, err, `created as persona "ctap20"`)
+	require.NoError(t, CheckStateFile(path))
+}
+
+func TestUnplugDropsChannels(t *testing.T) {
+	k, err := Open(Options{})
+	require.NoError(t, err)
+	defer k.Close()
+	ctx := context.Background()
+	hid := ctaphid.NewClient(k.Connect())
+	_, err = hid.Init(ctx)
+	require.NoError(t, err)
+	_, err = hid.Ping(ctx, []byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, k.SetPlugged(false))
+	require.False(t, k.Plugged())
+	require.NoError(t, k.SetPlugged(true))
+	_, err = hid.Ping(ctx, []byte("x"))
+	require.ErrorIs(t, err, ctaphid.ErrInvalidChannel)
+}
