@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -222,6 +223,13 @@ func (t *term) matrix(r *result.Run) {
 		return
 	}
 	groups, labels, grouped := versionColumns(vs)
+	labels = slices.Clone(labels) // may share vs, which still keys the cells
+	for i := range labels {       // version names come from run data too: no control characters
+		labels[i] = t.text(labels[i])
+	}
+	for i := range groups {
+		groups[i] = t.text(groups[i])
+	}
 	colW := make([]int, len(vs))
 	matrixW := 0
 	for i, l := range labels {
