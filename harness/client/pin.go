@@ -63,7 +63,7 @@ func (c *Client) protocol(ctx context.Context) (pinuv.Protocol, error) {
 	}
 	p, ok := pinuv.ByVersion(v)
 	if !ok {
-		return nil, fmt.Errorf("client: PIN/UV auth protocol %d is not implemented", v)
+		return nil, fmt.Errorf("client: PIN/UV auth protocol %d unknown (this client speaks 1 and 2)", v)
 	}
 	if v == 2 {
 		p = pinuv.V2{Rand: c.rand}
