@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/fidolab/fidolab/authenticator"
 	"github.com/fidolab/fidolab/authenticator/persona"
@@ -36,6 +37,9 @@ type Options struct {
 	Observer authenticator.Observer
 	// DeviceOptions tune the CTAPHID layer (timeouts).
 	DeviceOptions []ctaphid.Option
+	// Now is the key's clock (token expiry, the reset window); nil means time.Now. A scenario
+	// runner moves it forward instead of sleeping.
+	Now func() time.Time
 }
 
 // Key is one emulated key.
@@ -74,7 +78,7 @@ func Open(o Options) (*Key, error) {
 	}
 	sw := user.NewSwitch(pol)
 	a, err := authenticator.New(authenticator.Config{
-		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer,
+		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer, Now: o.Now,
 	})
 	if err != nil {
 		_ = st.Close()

@@ -3,23 +3,20 @@ package runner
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"github.com/fidolab/fidolab/authenticator/emulator"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fidolab/fidolab/authenticator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
-	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
-	"github.com/fidolab/fidolab/transport/inproc"
 	"github.com/fidolab/fidolab/transport/socket"
 )
 
@@ -94,10 +91,7 @@ func (f *inprocFactory) Close() error {
 // inprocKey is an emulated key whose clock the runner controls: a `wait` step advances it
 // instead of sleeping, so the reset window is tested in microseconds.
 type inprocKey struct {
-	p      *persona.Persona
-	auth   *authenticator.Authenticator
-	st     store.Store
-	dev    *ctaphid.Device
+	*emulator.Key
 	offset atomic.Int64 // nanoseconds added to the wall clock
 
 	mu    sync.Mutex
@@ -105,17 +99,12 @@ type inprocKey struct {
 }
 
 func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
-	k := &inprocKey{p: p, st: store.NewMemory()}
-	a, err := authenticator.New(authenticator.Config{Persona: p, Store: k.st, Signer: sig, Now: k.now})
+	k := &inprocKey{}
+	ek, err := emulator.Open(emulator.Options{Persona: p, Signer: sig, Now: k.now})
 	if err != nil {
 		return nil, fmt.Errorf("persona %s: %w", p.Name, err)
 	}
-	k.auth = a
-	var opts []ctaphid.Option
-	if p.Quirks.NoKeepalive {
-		opts = append(opts, ctaphid.WithoutKeepalive())
-	}
-	k.dev = ctaphid.NewDevice(a, a.DeviceInfo(), opts...)
+	k.Key = ek
 	return k, nil
 }
 
@@ -124,14 +113,11 @@ func (k *inprocKey) now() time.Time { return time.Now().Add(time.Duration(k.offs
 // Advance moves the key's clock forward (host.Clock).
 func (k *inprocKey) Advance(d time.Duration) { k.offset.Add(int64(d)) }
 
-// Persona is the key's persona.
-func (k *inprocKey) Persona() *persona.Persona { return k.p }
-
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
-func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.auth.AttestationRoot() }
+func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
 
 func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn := inproc.Connect(k.dev)
+	conn := k.Connect()
 	k.mu.Lock()
 	k.conns = append(k.conns, conn)
 	k.mu.Unlock()
@@ -148,9 +134,10 @@ func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*cli
 
 func (k *inprocKey) Replug(context.Context) error {
 	k.dropConns()
-	k.dev.SetPowered(false)
-	k.dev.SetPowered(true)
-	return k.auth.PowerCycle()
+	if err := k.SetPlugged(false); err != nil {
+		return err
+	}
+	return k.SetPlugged(true)
 }
 
 func (k *inprocKey) dropConns() {
@@ -163,12 +150,11 @@ func (k *inprocKey) dropConns() {
 	}
 }
 
-func (k *inprocKey) Describe() string { return "in-process persona " + k.p.Name }
+func (k *inprocKey) Describe() string { return "in-process persona " + k.Persona.Name }
 
 func (k *inprocKey) Close() error {
 	k.dropConns()
-	k.dev.SetPowered(false)
-	return errors.Join(k.auth.Close(), k.st.Close())
+	return k.Key.Close()
 }
 
 // External is a key outside the process reached over a report socket: spec is

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/result"
 )
@@ -69,14 +68,6 @@ func (k *recKey) Advance(d time.Duration) {
 func (k *recKey) AttestationRoots() []*x509.Certificate {
 	if r, ok := k.Key.(interface{ AttestationRoot() *x509.Certificate }); ok && r.AttestationRoot() != nil {
 		return []*x509.Certificate{r.AttestationRoot()}
-	}
-	return nil
-}
-
-// Persona is the in-process key's persona (nil for other keys).
-func (k *recKey) Persona() *persona.Persona {
-	if p, ok := k.Key.(interface{ Persona() *persona.Persona }); ok {
-		return p.Persona()
 	}
 	return nil
 }
