@@ -247,27 +247,21 @@ func (a *Authenticator) pinSetPIN(c *pinCall) (any, error) {
 
 // pinAttempt is the PIN comparison shared by changePIN, getPinToken and
 // getPinUvAuthTokenUsingPinWithPermissions. The retry counter is decremented and persisted
-// before the comparison, so cutting power after the answer is known never saves a retry.
-// A pinHashEnc that does not decrypt to 16 bytes compares nothing and costs no retry.
+// before pinHashEnc is even decrypted, so cutting power after the answer is known never saves a
+// retry, and a pinHashEnc that does not decrypt to a 16-byte hash is a mismatch like any other
+// (§6.5.5.6 steps 6-7, §6.5.5.7.2 steps 8-9: "If an error results, or a mismatch is detected").
 // Callers hold a.mu and have checked that a PIN is set and not blocked.
 func (a *Authenticator) pinAttempt(p pinuv.Protocol, shared, pinHashEnc []byte, pin *store.PIN) error {
 	if a.pinFailsInBoot >= maxPINFailsPerBoot {
 		return ctap.Errorf(ctap.ErrPINAuthBlocked, "%d wrong PINs since power-up", a.pinFailsInBoot)
 	}
-	guess, err := p.Decrypt(shared, pinHashEnc)
-	if err != nil || len(guess) != pinuv.PINHashSize {
-		clear(guess)
-		if err := a.regenerateKeyAgreement(); err != nil {
-			return ctap.Errorf(ctap.ErrOther, "%v", err)
-		}
-		return ctap.Errorf(ctap.ErrPINInvalid, "pinHashEnc does not decrypt to a PIN hash")
-	}
-	defer clear(guess)
 	pin.Retries--
 	if err := a.savePIN(*pin); err != nil {
 		return err
 	}
-	if subtle.ConstantTimeCompare(guess, pin.Hash) != 1 {
+	guess, err := p.Decrypt(shared, pinHashEnc)
+	defer clear(guess)
+	if err != nil || len(guess) != pinuv.PINHashSize || subtle.ConstantTimeCompare(guess, pin.Hash) != 1 {
 		a.pinFailsInBoot++
 		if err := a.regenerateKeyAgreement(); err != nil {
 			return ctap.Errorf(ctap.ErrOther, "%v", err)

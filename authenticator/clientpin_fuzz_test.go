@@ -55,7 +55,8 @@ func pinFuzzSeeds(t testing.TB, k *testKey) [][]byte {
 }
 
 // pinAttemptPossible reports whether body could be a PIN guess: a PIN-comparing subcommand with
-// a supported protocol, a usable platform key and a pinHashEnc that decrypts to 16 bytes.
+// a supported protocol, a usable platform key and a pinHashEnc (which costs a retry even when it
+// does not decrypt to a 16-byte hash, §6.5.5.7.2 steps 8-9).
 func pinAttemptPossible(body []byte) bool {
 	req, err := ctap.DecodeClientPIN(body)
 	if err != nil || req.PinUvAuthProtocol == nil || req.KeyAgreement == nil {
@@ -66,8 +67,7 @@ func pinAttemptPossible(body []byte) bool {
 	default:
 		return false
 	}
-	want := map[uint64]int{1: 16, 2: 32}[*req.PinUvAuthProtocol]
-	if want == 0 || len(req.PinHashEnc) != want {
+	if v := *req.PinUvAuthProtocol; (v != 1 && v != 2) || req.PinHashEnc == nil {
 		return false
 	}
 	key, err := cose.Unmarshal(req.KeyAgreement)

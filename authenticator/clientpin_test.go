@@ -242,6 +242,11 @@ func TestChangePINErrors(t *testing.T) {
 		{"wrong current PIN", true, "0000", "5678", nil, ctap.ErrPINInvalid, 7},
 		{"bad pinUvAuthParam costs nothing", true, "0000", "5678", func(r *ctap.ClientPINRequest, _ pinuv.Protocol, _ []byte) { r.PinUvAuthParam[1] ^= 1 }, ctap.ErrPINAuthInvalid, 8},
 		{"new PIN too short", true, "1234", "567", nil, ctap.ErrPINPolicyViolation, 8},
+		// §6.5.5.6 steps 6-7: the retry is spent before decrypting; a decryption error is a mismatch.
+		{"pinHashEnc not a 16-byte hash costs a retry", true, "1234", "5678", func(r *ctap.ClientPINRequest, p pinuv.Protocol, s []byte) {
+			r.PinHashEnc = append(append([]byte{}, r.PinHashEnc...), r.PinHashEnc...)
+			r.PinUvAuthParam = p.Authenticate(s, append(append([]byte{}, r.NewPinEnc...), r.PinHashEnc...))
+		}, ctap.ErrPINInvalid, 7},
 		{"missing pinHashEnc", true, "1234", "5678", func(r *ctap.ClientPINRequest, _ pinuv.Protocol, _ []byte) { r.PinHashEnc = nil }, ctap.ErrMissingParameter, 8},
 		{"missing newPinEnc", true, "1234", "5678", func(r *ctap.ClientPINRequest, _ pinuv.Protocol, _ []byte) { r.NewPinEnc = nil }, ctap.ErrMissingParameter, 8},
 		{"newPinEnc padded to 32", true, "1234", "5678", func(r *ctap.ClientPINRequest, p pinuv.Protocol, s []byte) {
@@ -379,7 +384,9 @@ func (k *testKey) pinHashEncRaw(v int, plain []byte) ctap.Status {
 	return st
 }
 
-func TestMalformedPinHashEncCostsNoRetry(t *testing.T) {
+// TestMalformedPinHashEncCostsARetry: the retry is spent before pinHashEnc is decrypted, and "If
+// an error results, or a mismatch is detected" it is a failed attempt (§6.5.5.7.1 steps 8-9).
+func TestMalformedPinHashEncCostsARetry(t *testing.T) {
 	t.Parallel()
 	for _, v := range pinProtocols {
 		k := newTestKey(t, "default")
@@ -387,7 +394,7 @@ func TestMalformedPinHashEncCostsNoRetry(t *testing.T) {
 		before := k.pinKeyAgreementNow(v)
 		require.Equal(t, ctap.ErrPINInvalid, k.pinHashEncRaw(v, make([]byte, 32)))
 		n, _ := k.pinRetriesNow()
-		require.Equal(t, 8, n)
+		require.Equal(t, 7, n)
 		require.NotEqual(t, before, k.pinKeyAgreementNow(v))
 		h := sha256.Sum256([]byte("1234"))
 		require.Equal(t, ctap.StatusOK, k.pinHashEncRaw(v, h[:16]))

@@ -71,25 +71,9 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 			ac.up = *o.UP
 		}
 	}
-	if a.p.Config && ac.up && !hasParam && !uvOpt {
-		alwaysUV, err := a.alwaysUVSet()
-		if err != nil {
+	if a.p.Config && ac.up && !uvOpt {
+		if uvOpt, err = a.gaAlwaysUV(hasParam); err != nil {
 			return nil, err
-		}
-		fps := 0
-		if alwaysUV {
-			if fps, err = a.enrolledFingerprints(); err != nil {
-				return nil, err
-			}
-		}
-		switch {
-		case !alwaysUV:
-		case fps > 0:
-			uvOpt = true
-		case a.p.ClientPIN:
-			return nil, ctap.Errorf(ctap.ErrPUATRequired, "alwaysUv needs a pinUvAuthToken")
-		default:
-			return nil, ctap.Errorf(ctap.ErrOperationDenied, "alwaysUv and no user verification")
 		}
 	}
 	upDone := false
@@ -135,6 +119,9 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 		}
 		a.afterTokenUse()
 	}
+	if uvOpt {
+		ac.up = true // §6.2.2 step 8: the finger on the sensor is evidence of presence, even with up=false
+	}
 	n := len(creds)
 	resp, err := a.assertion(creds[0], &ac, hs, ac.uv && n > 1)
 	if err != nil {
@@ -151,6 +138,32 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 		a.mu.Unlock()
 	}
 	return resp, nil
+}
+
+// gaAlwaysUV applies alwaysUv (§6.2.2 step 5) to a request with up true and, unless hasParam, no
+// uv option; it reports whether built-in UV must now run. A key that nothing protects answers
+// PUAT_REQUIRED (or OPERATION_DENIED without clientPin) even to a pinUvAuthParam (step 5.1).
+func (a *Authenticator) gaAlwaysUV(hasParam bool) (bool, error) {
+	alwaysUV, err := a.alwaysUVSet()
+	if err != nil || !alwaysUV {
+		return false, err
+	}
+	fps, err := a.enrolledFingerprints()
+	if err != nil {
+		return false, err
+	}
+	if hasParam {
+		pin, err := a.loadPIN()
+		if err != nil || fps > 0 || pin.Set {
+			return false, err
+		}
+	} else if fps > 0 {
+		return true, nil
+	}
+	if a.p.ClientPIN {
+		return false, ctap.Errorf(ctap.ErrPUATRequired, "alwaysUv needs a pinUvAuthToken")
+	}
+	return false, ctap.Errorf(ctap.ErrOperationDenied, "alwaysUv and no user verification")
 }
 
 // getAssertion reads persistent state only when the request can depend on it, through the two

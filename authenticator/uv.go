@@ -153,7 +153,15 @@ func (a *Authenticator) builtInUV(ctx context.Context, r *request, rpID string) 
 		if a.PINSet() {
 			return ctap.Errorf(ctap.ErrPUATRequired, "built-in UV failed (%v); use the PIN", s)
 		}
-		if s == ctap.ErrUVBlocked {
+		// PIN_BLOCKED only for an exhausted counter (§6.1.2 step 11.2.3, §6.2.2 step 6.2.3: "If
+		// the uvRetries counter is 0"); three misses since power-up is OPERATION_DENIED.
+		a.mu.Lock()
+		n, err := a.loadUVRetries()
+		a.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
 			return ctap.Errorf(ctap.ErrPINBlocked, "built-in UV blocked")
 		}
 		return ctap.Errorf(ctap.ErrOperationDenied, "built-in UV failed")
