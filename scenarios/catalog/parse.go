@@ -223,7 +223,11 @@ func (p *parser) aaguids(n *yaml.Node, field string) []string {
 	}
 	for i, a := range list {
 		if err := aaguidArg(a); err != nil {
-			p.fail(n.Content[min(i, len(n.Content)-1)], fmt.Sprintf("%s[%d]", field, i), "%v (or \"key\" for the key under test)", err)
+			at := n // a single scalar stands for a one-item list
+			if i < len(n.Content) {
+				at = n.Content[i]
+			}
+			p.fail(at, fmt.Sprintf("%s[%d]", field, i), "%v (or \"key\" for the key under test)", err)
 		}
 	}
 	return list
