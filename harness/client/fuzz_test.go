@@ -35,7 +35,10 @@ func FuzzDescribe(f *testing.F) {
 		if !strings.HasPrefix(d, c.String()) {
 			t.Fatalf("description does not start with the command: %q", d)
 		}
-		if known && len(secret) >= 4 && strings.Contains(d, hex.EncodeToString(secret)) {
+		// Only the request carries the secret; the fuzzed response may contain the same bytes by
+		// chance, and printing the response is allowed.
+		reqLine, _, _ := strings.Cut(d, "  response: ")
+		if known && len(secret) >= 4 && strings.Contains(reqLine, hex.EncodeToString(secret)) {
 			t.Fatalf("secret printed: %q", d)
 		}
 		// A response that is not CBOR is never dumped: it might hold a secret.
