@@ -99,7 +99,7 @@ func TestHMACSecretErrorsAndNext(t *testing.T) {
 	}
 	plain := k.coreMake(makeCredReq("example.com", []byte("plain"), false))
 
-	in, p, shared := k.coreHMACInput(2, salt())
+	in, _, _ := k.coreHMACInput(2, salt())
 	in.SaltAuth[0] ^= 1
 	req := gaReq("example.com", ids[0])
 	req.Extensions = &ctap.GetAssertionExtensions{HMACSecret: in}
@@ -126,7 +126,7 @@ func TestHMACSecretErrorsAndNext(t *testing.T) {
 
 	// getNextAssertion carries the extension output too.
 	s := salt()
-	in, p, shared = k.coreHMACInput(2, s)
+	in, p, shared := k.coreHMACInput(2, s)
 	req = gaReq("example.com")
 	req.Extensions = &ctap.GetAssertionExtensions{HMACSecret: in}
 	_, ad = k.coreAssert(req, nil)

@@ -48,10 +48,9 @@ func fidolabBinary(t *testing.T) string {
 
 // served is one running `fidolab serve` process.
 type served struct {
-	cmd     *exec.Cmd
-	sock    string
-	control string
-	stderr  *syncBuffer
+	cmd    *exec.Cmd
+	sock   string
+	stderr *syncBuffer
 }
 
 // syncBuffer collects a child's stderr while the test reads it.

@@ -243,8 +243,8 @@ func TestIntegrationU2F(t *testing.T) {
 		require.NoError(t, err)
 		require.Greater(t, as.Counter, prev)
 		prev = as.Counter
-		x, y := elliptic.Unmarshal(elliptic.P256(), reg.PublicKey[:]) //nolint:staticcheck // test-only decoding of a U2F point
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), reg.PublicKey[:])
+		require.NoError(t, err)
 		d := sha256.Sum256(u2f.AuthenticateSignedData(app, as.UserPresence, as.Counter, ch))
 		require.True(t, ecdsa.VerifyASN1(pub, d[:], as.Signature))
 	}

@@ -36,11 +36,16 @@ func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client
 
 // capture routes exchanges to s until the returned function is called.
 func (k *recKey) capture(s *result.Step) func() {
-	var mu sync.Mutex
+	var (
+		mu     sync.Mutex
+		closed bool // the step is over: a late exchange is dropped, never appended while it is read
+	)
 	k.mu.Lock()
 	k.sink = func(e client.Exchange) {
 		mu.Lock()
-		s.Exchanges = append(s.Exchanges, toResult(e))
+		if !closed {
+			s.Exchanges = append(s.Exchanges, toResult(e))
+		}
 		mu.Unlock()
 	}
 	k.mu.Unlock()
@@ -48,7 +53,8 @@ func (k *recKey) capture(s *result.Step) func() {
 		k.mu.Lock()
 		k.sink = nil
 		k.mu.Unlock()
-		mu.Lock() // a late exchange finishes appending before the step is read
+		mu.Lock()
+		closed = true
 		mu.Unlock()
 	}
 }
