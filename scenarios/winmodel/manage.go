@@ -31,13 +31,9 @@ func (h *Host) changePIN(ctx context.Context, a host.Action, n *notes) (result.O
 	if a.NewPIN == "" {
 		return result.Outcome{}, errMissing(a, "NewPIN")
 	}
-	c, err := h.open(ctx)
-	if err != nil {
-		return result.Outcome{}, err
-	}
-	info, err := c.GetInfo(ctx)
-	if err != nil {
-		return outcomeOf("getInfo", err)
+	c, info, out, err := h.openWithInfo(ctx)
+	if out != nil || err != nil {
+		return deref(out), err
 	}
 	if set, _ := info.Option("clientPin"); !set {
 		return fail(host.CodePINRequired, "the key has no PIN to change"), nil
@@ -51,13 +47,9 @@ func (h *Host) changePIN(ctx context.Context, a host.Action, n *notes) (result.O
 
 // enrollFingerprint is Settings › Security Key › Manage › Fingerprint › Add.
 func (h *Host) enrollFingerprint(ctx context.Context, a host.Action, n *notes) (result.Outcome, error) {
-	c, err := h.open(ctx)
-	if err != nil {
-		return result.Outcome{}, err
-	}
-	info, err := c.GetInfo(ctx)
-	if err != nil {
-		return outcomeOf("getInfo", err)
+	c, info, out, err := h.openWithInfo(ctx)
+	if out != nil || err != nil {
+		return deref(out), err
 	}
 	_, bio := info.Option("bioEnroll")
 	_, bioPre := info.Option("userVerificationMgmtPreview")

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/entra"
 	"github.com/fidolab/fidolab/scenarios/host"
@@ -231,7 +232,20 @@ func wait(ctx context.Context, a host.Action, key host.Key) (result.Outcome, err
 	return done(fmt.Sprintf("waited %gs", s)), nil
 }
 
-// open connects to the key as Windows does for each operation, and asks getInfo.
+// openWithInfo connects to the key and reads getInfo, as Windows does before each operation. A key
+// that answers getInfo with an error gives the step's outcome (out); err means no outcome at all.
+func (h *Host) openWithInfo(ctx context.Context) (c *client.Client, info *ctap.GetInfoResponse, out *result.Outcome, err error) {
+	if c, err = h.open(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if info, err = c.GetInfo(ctx); err != nil {
+		o, err := outcomeOf("getInfo", err)
+		return nil, nil, &o, err
+	}
+	return c, info, nil, nil
+}
+
+// open connects to the key as Windows does for each operation.
 func (h *Host) open(ctx context.Context) (*client.Client, error) {
 	c, err := h.key.Client(ctx, nil)
 	if err != nil {

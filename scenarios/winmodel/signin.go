@@ -28,13 +28,9 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 		}
 		n.add("unlocking the session of %s", h.session)
 	}
-	c, err := h.open(ctx)
-	if err != nil {
-		return result.Outcome{}, err
-	}
-	info, err := c.GetInfo(ctx)
-	if err != nil {
-		return outcomeOf("getInfo", err)
+	c, info, out, err := h.openWithInfo(ctx)
+	if out != nil || err != nil {
+		return deref(out), err
 	}
 
 	var (
@@ -152,13 +148,9 @@ func (h *Host) webauthnSignIn(ctx context.Context, a host.Action, n *notes) (res
 	if !h.online {
 		return fail(host.CodeKeyError, "offline: the browser cannot reach Entra"), nil
 	}
-	c, err := h.open(ctx)
-	if err != nil {
-		return result.Outcome{}, err
-	}
-	info, err := c.GetInfo(ctx)
-	if err != nil {
-		return outcomeOf("getInfo", err)
+	c, info, out, err := h.openWithInfo(ctx)
+	if out != nil || err != nil {
+		return deref(out), err
 	}
 	nonce, err := h.tenant.IssueNonce()
 	if err != nil {
