@@ -68,23 +68,10 @@ func TestHTMLEscapesHostileText(t *testing.T) {
 	require.Equal(t, 1, strings.Count(page, "<b>"))
 	require.NotContains(t, page, "<b>bold")
 	// Tokenize the page as a browser would see its tags: no injected element or event handler.
-	dec := xml.NewDecoder(strings.NewReader(page))
-	dec.Strict, dec.AutoClose, dec.Entity = false, xml.HTMLAutoClose, xml.HTMLEntity
-	tags := map[string]int{}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		if se, ok := tok.(xml.StartElement); ok {
-			tags[se.Name.Local]++
-			for _, a := range se.Attr {
-				require.False(t, strings.HasPrefix(strings.ToLower(a.Name.Local), "on"), "event handler %s on <%s>", a.Name.Local, se.Name.Local)
-				require.NotContains(t, strings.ToLower(a.Value), "javascript:", "<%s %s>", se.Name.Local, a.Name.Local)
-			}
-		}
-	}
+	tags := htmlElements(t, page, func(elem string, a xml.Attr) {
+		require.False(t, strings.HasPrefix(strings.ToLower(a.Name.Local), "on"), "event handler %s on <%s>", a.Name.Local, elem)
+		require.NotContains(t, strings.ToLower(a.Value), "javascript:", "<%s %s>", elem, a.Name.Local)
+	})
 	require.Equal(t, 1, tags["script"])
 	require.Zero(t, tags["img"], "no injected <img>")
 	require.Equal(t, 5, tags["b"], "only the legend's own <b> elements")
@@ -193,5 +180,27 @@ func TestHTMLInChromium(t *testing.T) {
 		page, err := os.ReadFile(path)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(dst+".html", page, 0o644))
+	}
+}
+
+// htmlElements tokenizes page as a browser sees its tags, counts the start tags by name and
+// hands every attribute to check.
+func htmlElements(t *testing.T, page string, check func(elem string, a xml.Attr)) map[string]int {
+	t.Helper()
+	dec := xml.NewDecoder(strings.NewReader(page))
+	dec.Strict, dec.AutoClose, dec.Entity = false, xml.HTMLAutoClose, xml.HTMLEntity
+	tags := map[string]int{}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return tags
+		}
+		require.NoError(t, err)
+		if se, ok := tok.(xml.StartElement); ok {
+			tags[se.Name.Local]++
+			for _, a := range se.Attr {
+				check(se.Name.Local, a)
+			}
+		}
 	}
 }
