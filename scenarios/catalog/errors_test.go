@@ -146,7 +146,9 @@ func TestParseReportsEveryProblem(t *testing.T) {
 // A list of scenarios names a scenario by its id in errors, by its index until the id is known.
 func TestParseListErrorsNameTheScenario(t *testing.T) {
 	t.Parallel()
-	item := func(s string) string { return "- " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n" }
+	item := func(s string) string {
+		return "- " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+	}
 	src := item(strings.Replace(minimal, "join: entra", "join: azuread", 1)) + item(strings.Replace(minimal, "id: mine", "id: Bad Id", 1))
 	_, err := Parse([]byte(src), "l.yaml", nil)
 	require.ErrorContains(t, err, `l.yaml:8: mine.host.join: unknown join type "azuread"`)
