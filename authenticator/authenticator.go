@@ -160,9 +160,41 @@ func (a *Authenticator) DeviceInfo() ctaphid.DeviceInfo {
 // Wink implements ctaphid.Handler: a real key blinks; the emulator logs it.
 func (a *Authenticator) Wink() { a.log.Info("wink") }
 
-// handlerFunc handles one CTAP2 command. params is the CBOR after the command byte. It returns
-// the value to encode as the response map (nil for an empty response) or an error carrying a Status.
-type handlerFunc func(a *Authenticator, ctx context.Context, r *request) (any, error)
+// commands is every CTAP2 command the key answers and the method that handles it; CTAP1/U2F
+// (CTAPHID_MSG) is HandleMSG in u2f.go. offered says whether a persona has the command at all
+// (nil: every CTAP2 persona); a command not offered, or not listed, is CTAP1_ERR_INVALID_COMMAND.
+// Each handler is in the file named after its command.
+var commands = map[ctap.Command]command{
+	ctap.CmdMakeCredential:   {handle: (*Authenticator).makeCredential},
+	ctap.CmdGetAssertion:     {handle: (*Authenticator).getAssertion},
+	ctap.CmdGetNextAssertion: {handle: (*Authenticator).getNextAssertion},
+	ctap.CmdGetInfo:          {handle: (*Authenticator).getInfo},
+	ctap.CmdClientPIN:        {handle: (*Authenticator).clientPIN},
+	ctap.CmdReset:            {handle: (*Authenticator).reset},
+	ctap.CmdBioEnrollment: {handle: (*Authenticator).bioEnrollment,
+		offered: func(p *persona.Persona) bool { return p.BuiltInUV && p.Has(ctap.VersionFIDO21) }},
+	ctap.CmdCredentialManagement: {handle: (*Authenticator).credentialManagement,
+		offered: func(p *persona.Persona) bool { return p.CredMgmt }},
+	ctap.CmdSelection: {handle: (*Authenticator).selection,
+		offered: func(p *persona.Persona) bool { return p.Selection }},
+	ctap.CmdLargeBlobs: {handle: (*Authenticator).largeBlobs,
+		offered: func(p *persona.Persona) bool { return p.LargeBlobs }},
+	ctap.CmdConfig: {handle: (*Authenticator).config,
+		offered: func(p *persona.Persona) bool { return p.Config }},
+	// The FIDO_2_1_PRE previews: the same protocols under vendor command numbers.
+	ctap.CmdBioEnrollmentPre: {handle: (*Authenticator).bioEnrollment,
+		offered: func(p *persona.Persona) bool { return p.BuiltInUV && p.BioEnrollPre }},
+	ctap.CmdCredentialManagementPre: {handle: (*Authenticator).credentialManagement,
+		offered: func(p *persona.Persona) bool { return p.CredMgmtPre }},
+}
+
+// command is one entry of the dispatch table.
+type command struct {
+	// handle runs the command. r.params is the CBOR after the command byte. It returns the value
+	// to encode as the response map (nil for an empty response) or an error carrying a Status.
+	handle  func(a *Authenticator, ctx context.Context, r *request) (any, error)
+	offered func(p *persona.Persona) bool
+}
 
 // request is one CTAP2 command in flight.
 type request struct {
@@ -181,11 +213,6 @@ func (r *request) waitingForUser(on bool) {
 		r.setStatus(ctaphid.StatusProcessing)
 	}
 }
-
-// commands is the dispatch table; each command family registers itself from its own file.
-var commands = map[ctap.Command]handlerFunc{}
-
-func register(c ctap.Command, h handlerFunc) { commands[c] = h }
 
 // HandleCBOR implements ctaphid.Handler.
 func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte {
@@ -217,8 +244,8 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 	if !a.p.CTAP2 {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "persona %s has no CTAP2", a.p.Name)
 	}
-	h, ok := commands[r.cmd]
-	if !ok || !a.supports(r.cmd) {
+	c, ok := commands[r.cmd]
+	if !ok || (c.offered != nil && !c.offered(a.p)) {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "%v not supported by persona %s", r.cmd, a.p.Name)
 	}
 	if n := 1 + len(r.params); n > a.p.MaxMsgSize {
@@ -237,7 +264,7 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 		a.next = nil // any other command ends a getNextAssertion sequence
 		a.mu.Unlock()
 	}
-	v, err := h(a, ctx, r)
+	v, err := c.handle(a, ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -249,28 +276,6 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 		return nil, ctap.Errorf(ctap.ErrOther, "encoding %v response: %v", r.cmd, err)
 	}
 	return out, nil
-}
-
-// supports says whether the persona offers a command at all (else CTAP1_ERR_INVALID_COMMAND).
-func (a *Authenticator) supports(c ctap.Command) bool {
-	p := a.p
-	switch c {
-	case ctap.CmdCredentialManagement:
-		return p.CredMgmt
-	case ctap.CmdCredentialManagementPre:
-		return p.CredMgmtPre
-	case ctap.CmdBioEnrollment:
-		return p.BuiltInUV && p.Has(ctap.VersionFIDO21)
-	case ctap.CmdBioEnrollmentPre:
-		return p.BuiltInUV && p.BioEnrollPre
-	case ctap.CmdLargeBlobs:
-		return p.LargeBlobs
-	case ctap.CmdConfig:
-		return p.Config
-	case ctap.CmdSelection:
-		return p.Selection
-	}
-	return true
 }
 
 // askUser puts a question to the simulated user and turns the answer into the status a real key

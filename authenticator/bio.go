@@ -29,14 +29,9 @@ type bioEnrollment struct {
 	remaining  int
 }
 
-func init() {
-	register(ctap.CmdBioEnrollment, (*Authenticator).handleBioEnrollment)
-	register(ctap.CmdBioEnrollmentPre, (*Authenticator).handleBioEnrollment)
-}
-
-// handleBioEnrollment handles authenticatorBioEnrollment (CTAP 2.1 §6.7) over the emulated sensor: a
+// bioEnrollment handles authenticatorBioEnrollment (CTAP 2.1 §6.7) over the emulated sensor: a
 // sample is a question to the simulated user, and a touch is a good capture.
-func (a *Authenticator) handleBioEnrollment(ctx context.Context, r *request) (any, error) {
+func (a *Authenticator) bioEnrollment(ctx context.Context, r *request) (any, error) {
 	req, params, err := ctap.DecodeBioEnrollment(r.params)
 	if err != nil {
 		return nil, err

@@ -13,8 +13,6 @@ import (
 	"github.com/fidolab/fidolab/ctap/pinuv"
 )
 
-func init() { register(ctap.CmdClientPIN, handleClientPIN) }
-
 // PIN policy (CTAP 2.1 §6.5.2.2, §6.5.5).
 const (
 	maxPINRetries      = store.DefaultPINRetries // the persistent counter's maximum
@@ -34,7 +32,9 @@ type pinCall struct {
 	peerErr error
 }
 
-func handleClientPIN(a *Authenticator, ctx context.Context, r *request) (any, error) {
+// clientPIN is authenticatorClientPIN (CTAP 2.1 §6.5): the PIN subcommands, and the built-in UV
+// ones on a key with a fingerprint sensor.
+func (a *Authenticator) clientPIN(ctx context.Context, r *request) (any, error) {
 	if !a.p.ClientPIN && !a.p.BuiltInUV {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "persona %s has neither clientPin nor built-in UV", a.p.Name)
 	}

@@ -10,11 +10,6 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 )
 
-func init() {
-	register(ctap.CmdGetAssertion, (*Authenticator).getAssertion)
-	register(ctap.CmdGetNextAssertion, (*Authenticator).getNextAssertion)
-}
-
 // nextAssertionTimeout is how long after the previous call getNextAssertion may continue
 // (CTAP 2.1 §6.3).
 const nextAssertionTimeout = 30 * time.Second
@@ -37,6 +32,7 @@ type assertionQueue struct {
 	last  time.Time
 }
 
+// getAssertion is authenticatorGetAssertion (CTAP 2.1 §6.2).
 func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, error) {
 	req, err := ctap.DecodeGetAssertion(r.params)
 	if err != nil {
@@ -288,6 +284,8 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	return resp, nil
 }
 
+// getNextAssertion is authenticatorGetNextAssertion (§6.3): the next credential of the last
+// getAssertion without allowList, within 30 s of the previous call.
 func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, error) {
 	a.mu.Lock()
 	q := a.next

@@ -11,8 +11,6 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 )
 
-func init() { register(ctap.CmdMakeCredential, (*Authenticator).makeCredential) }
-
 // maxUserIDLen is the WebAuthn limit on user.id; maxStoredString is how much of a name a key
 // keeps (CTAP 2.1 lets authenticators truncate names to 64 bytes).
 const (
@@ -56,6 +54,7 @@ type mcState struct {
 	live     liveState
 }
 
+// makeCredential is authenticatorMakeCredential (CTAP 2.1 §6.1).
 func (a *Authenticator) makeCredential(ctx context.Context, r *request) (any, error) {
 	req, err := ctap.DecodeMakeCredential(r.params)
 	if err != nil {
