@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/authenticator/store"
@@ -32,8 +33,9 @@ type Config struct {
 	Signer *signer.Signer
 	// Rand is the randomness source for everything but signature nonces; nil means crypto/rand.
 	Rand io.Reader
-	// Now is the clock (token expiry, reset window, getNextAssertion timer); nil means time.Now.
-	Now func() time.Time
+	// Clock times the PIN token, the reset window, the getNextAssertion timer and the simulated
+	// user's waits; nil means the wall clock.
+	Clock clock.Clock
 	// Logger receives one debug line per command; it never receives secrets.
 	Logger *slog.Logger
 	// Observer, when set, is told about every CTAP request and response (for traces).
@@ -53,7 +55,7 @@ type Authenticator struct {
 	sig     *signer.Signer
 	ownSig  bool
 	rand    io.Reader
-	now     func() time.Time
+	clock   clock.Clock
 	log     *slog.Logger
 	observe Observer
 
@@ -92,7 +94,7 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	a := &Authenticator{
 		p: cfg.Persona, st: cfg.Store, user: cfg.User, sig: cfg.Signer, rand: cfg.Rand,
-		now: cfg.Now, log: cfg.Logger, observe: cfg.Observer,
+		clock: clock.Or(cfg.Clock), log: cfg.Logger, observe: cfg.Observer,
 	}
 	if a.user == nil {
 		a.user = user.Always
@@ -102,9 +104,6 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if a.rand == nil {
 		a.rand = rand.Reader
-	}
-	if a.now == nil {
-		a.now = time.Now
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -138,7 +137,7 @@ func (a *Authenticator) PowerCycle() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.volatile = volatile{}
-	a.powerUp = a.now()
+	a.powerUp = a.clock.Now()
 	return a.regenerateKeyAgreement()
 }
 
@@ -216,7 +215,7 @@ func (r *request) waitingForUser(on bool) {
 
 // HandleCBOR implements ctaphid.Handler.
 func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte {
-	start := a.now()
+	start := a.clock.Now()
 	if len(req) == 0 {
 		return []byte{byte(ctap.ErrInvalidLength)}
 	}
@@ -235,7 +234,7 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus fu
 		}
 	}
 	if a.observe != nil {
-		a.observe.Exchange(cmd, req, out, st, a.now().Sub(start))
+		a.observe.Exchange(cmd, req, out, st, a.clock.Now().Sub(start))
 	}
 	return out
 }
@@ -253,10 +252,8 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 		return nil, ctap.Errorf(ctap.ErrRequestTooLarge, "%d-byte request exceeds maxMsgSize %d", n, a.p.MaxMsgSize)
 	}
 	if d := a.p.Quirks.ProcessingDelayMs; d > 0 {
-		select {
-		case <-ctx.Done():
+		if a.clock.Sleep(ctx, time.Duration(d)*time.Millisecond) != nil {
 			return nil, ctap.ErrKeepaliveCancel
-		case <-time.After(time.Duration(d) * time.Millisecond):
 		}
 	}
 	if r.cmd != ctap.CmdGetNextAssertion {
@@ -284,7 +281,7 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 func (a *Authenticator) askUser(ctx context.Context, r *request, kind user.Kind, rpID string) error {
 	r.waitingForUser(true)
 	defer r.waitingForUser(false)
-	ans, err := a.user.Ask(ctx, user.Request{Kind: kind, Command: r.cmd.String(), RPID: rpID})
+	ans, err := a.user.Ask(ctx, user.Request{Kind: kind, Command: r.cmd.String(), RPID: rpID, Clock: a.clock})
 	if err != nil || ctx.Err() != nil {
 		return ctap.Errorf(ctap.ErrKeepaliveCancel, "cancelled while waiting for the user")
 	}

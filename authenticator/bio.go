@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
@@ -168,7 +169,7 @@ func (a *Authenticator) bioSample(ctx context.Context, r *request, e *bioEnrollm
 			d = time.Duration(*timeoutMs) * time.Millisecond
 		}
 		var cancel context.CancelFunc
-		askCtx, cancel = context.WithTimeout(ctx, d)
+		askCtx, cancel = clock.WithTimeout(ctx, a.clock, d)
 		defer cancel()
 	}
 	status := uint64(ctap.SampleGood)

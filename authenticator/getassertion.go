@@ -125,7 +125,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	}
 	if n > 1 {
 		resp.NumberOfCredentials = n
-		q := &assertionQueue{assertionCtx: ac, total: n, last: a.now()}
+		q := &assertionQueue{assertionCtx: ac, total: n, last: a.clock.Now()}
 		for _, c := range creds[1:] {
 			q.ids = append(q.ids, c.id)
 		}
@@ -294,7 +294,7 @@ func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, er
 		a.mu.Unlock()
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "no getAssertion to continue")
 	}
-	now := a.now()
+	now := a.clock.Now()
 	if now.Sub(q.last) > nextAssertionTimeout {
 		a.next = nil
 		a.mu.Unlock()

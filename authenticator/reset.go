@@ -11,7 +11,7 @@ import (
 // so that malware cannot wipe a key that has been plugged in for a while.
 func (a *Authenticator) reset(ctx context.Context, r *request) (any, error) {
 	a.mu.Lock()
-	since := a.now().Sub(a.powerUp)
+	since := a.clock.Now().Sub(a.powerUp)
 	a.mu.Unlock()
 	if since > a.resetWindow() {
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "reset %v after power-up", since)

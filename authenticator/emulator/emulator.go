@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/fidolab/fidolab/authenticator"
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/authenticator/store"
@@ -37,9 +37,10 @@ type Options struct {
 	Observer authenticator.Observer
 	// DeviceOptions tune the CTAPHID layer (timeouts).
 	DeviceOptions []ctaphid.Option
-	// Now is the key's clock (token expiry, the reset window); nil means time.Now. A scenario
-	// runner moves it forward instead of sleeping.
-	Now func() time.Time
+	// Clock is the key's clock: CTAPHID timeouts and keepalives, token expiry, the reset window,
+	// the simulated user's and the faults' delays. nil means the wall clock, as for a served key;
+	// an in-process key on a clock.Virtual spends no wall time on any of them.
+	Clock clock.Clock
 }
 
 // Key is one emulated key.
@@ -51,6 +52,7 @@ type Key struct {
 	User    *user.Switch
 	Faults  *Faults
 	path    string
+	clock   clock.Clock
 
 	mu     sync.Mutex
 	closed bool
@@ -78,18 +80,18 @@ func Open(o Options) (*Key, error) {
 	}
 	sw := user.NewSwitch(pol)
 	a, err := authenticator.New(authenticator.Config{
-		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer, Now: o.Now,
+		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer, Clock: o.Clock,
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	k := &Key{Persona: p, Store: st, Auth: a, User: sw, Faults: &Faults{}, path: o.StatePath}
-	devOpts := o.DeviceOptions
+	k := &Key{Persona: p, Store: st, Auth: a, User: sw, Faults: &Faults{}, path: o.StatePath, clock: clock.Or(o.Clock)}
+	devOpts := append([]ctaphid.Option{ctaphid.WithClock(o.Clock)}, o.DeviceOptions...)
 	if p.Quirks.NoKeepalive {
 		devOpts = append(devOpts, ctaphid.WithoutKeepalive())
 	}
-	k.Device = ctaphid.NewDevice(&faultHandler{inner: a, f: k.Faults}, a.DeviceInfo(), devOpts...)
+	k.Device = ctaphid.NewDevice(&faultHandler{inner: a, f: k.Faults, clock: k.clock}, a.DeviceInfo(), devOpts...)
 	return k, nil
 }
 

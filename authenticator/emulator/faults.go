@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator"
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 )
 
@@ -88,18 +89,13 @@ func (f *Faults) next() (fail ctap.Status, failing bool, delay time.Duration, si
 type faultHandler struct {
 	inner *authenticator.Authenticator
 	f     *Faults
+	clock clock.Clock
 }
 
 func (h *faultHandler) HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte {
 	fail, failing, delay, silent := h.f.next()
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return []byte{byte(ctap.ErrKeepaliveCancel)}
-		case <-t.C:
-		}
+	if delay > 0 && h.clock.Sleep(ctx, delay) != nil {
+		return []byte{byte(ctap.ErrKeepaliveCancel)}
 	}
 	if silent {
 		<-ctx.Done()

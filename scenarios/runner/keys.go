@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"github.com/fidolab/fidolab/authenticator/emulator"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
+	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
@@ -88,19 +88,20 @@ func (f *inprocFactory) Close() error {
 	return nil
 }
 
-// inprocKey is an emulated key whose clock the runner controls: a `wait` step advances it
-// instead of sleeping, so the reset window is tested in microseconds.
+// inprocKey is an emulated key on a virtual clock: a `wait` step advances it instead of sleeping,
+// so the reset window is tested in microseconds, and the key's own waits (a slow persona's
+// processing delay, keepalives, the simulated user) cost no wall time either.
 type inprocKey struct {
 	*emulator.Key
-	offset atomic.Int64 // nanoseconds added to the wall clock
+	clock *clock.Virtual
 
 	mu    sync.Mutex
 	conns []ctaphid.ReportConn
 }
 
 func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
-	k := &inprocKey{}
-	ek, err := emulator.Open(emulator.Options{Persona: p, Signer: sig, Now: k.now})
+	k := &inprocKey{clock: clock.NewVirtual(clock.Real{}.Now())}
+	ek, err := emulator.Open(emulator.Options{Persona: p, Signer: sig, Clock: k.clock})
 	if err != nil {
 		return nil, fmt.Errorf("persona %s: %w", p.Name, err)
 	}
@@ -108,10 +109,8 @@ func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
 	return k, nil
 }
 
-func (k *inprocKey) now() time.Time { return time.Now().Add(time.Duration(k.offset.Load())) }
-
 // Advance moves the key's clock forward (host.Clock).
-func (k *inprocKey) Advance(d time.Duration) { k.offset.Add(int64(d)) }
+func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
