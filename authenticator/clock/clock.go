@@ -37,7 +37,7 @@ type Timer interface {
 // Real is the wall clock.
 type Real struct{}
 
-// Now returns time.Now().
+// Now returns the wall-clock time.
 func (Real) Now() time.Time { return time.Now() }
 
 // AfterFunc is time.AfterFunc.

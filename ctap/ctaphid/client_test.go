@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/transport/inproc"
 	"github.com/stretchr/testify/require"
@@ -114,8 +115,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 	wg.Wait()
 	d.PowerCycle()
 	// Polled by hand: testify's Eventually runs its condition on a goroutine of its own.
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+	wall := clock.Real{} // worker goroutines leave after workerIdle of wall time
+	deadline := wall.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > base && wall.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > base {
