@@ -251,11 +251,6 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 		// getInfo's maxMsgSize is a promise about what the key can buffer; CTAPHID carries more.
 		return nil, ctap.Errorf(ctap.ErrRequestTooLarge, "%d-byte request exceeds maxMsgSize %d", n, a.p.MaxMsgSize)
 	}
-	if d := a.p.Quirks.ProcessingDelayMs; d > 0 {
-		if a.clock.Sleep(ctx, time.Duration(d)*time.Millisecond) != nil {
-			return nil, ctap.ErrKeepaliveCancel
-		}
-	}
 	if r.cmd != ctap.CmdGetNextAssertion {
 		a.mu.Lock()
 		a.next = nil // any other command ends a getNextAssertion sequence

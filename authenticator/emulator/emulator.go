@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/fidolab/fidolab/authenticator"
 	"github.com/fidolab/fidolab/authenticator/clock"
@@ -35,7 +36,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer sees every CTAP exchange (for traces).
 	Observer authenticator.Observer
-	// DeviceOptions tune the CTAPHID layer (timeouts).
+	// DeviceOptions tune the CTAPHID layer (initial timing; Key.SetKnobs changes it later).
 	DeviceOptions []ctaphid.Option
 	// Clock is the key's clock: CTAPHID timeouts and keepalives, token expiry, the reset window,
 	// the simulated user's and the faults' delays. nil means the wall clock, as for a served key;
@@ -43,16 +44,23 @@ type Options struct {
 	Clock clock.Clock
 }
 
-// Key is one emulated key.
+// Key is one emulated key. Its run-time knobs (power, user, timing, faults) are read and set
+// as a whole with Knobs and SetKnobs.
 type Key struct {
 	Persona *persona.Persona
 	Store   store.Store
 	Auth    *authenticator.Authenticator
 	Device  *ctaphid.Device
-	User    *user.Switch
-	Faults  *Faults
-	path    string
-	clock   clock.Clock
+	// User is the simulated user; Touch and Untouch are its events. Its policy and finger are
+	// knobs.
+	User  *user.Switch
+	path  string
+	clock clock.Clock
+
+	initial Knobs      // as opened, for ResetFaults
+	set     sync.Mutex // one knob update at a time
+	fmu     sync.Mutex
+	faults  faults
 
 	mu     sync.Mutex
 	closed bool
@@ -86,12 +94,15 @@ func Open(o Options) (*Key, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	k := &Key{Persona: p, Store: st, Auth: a, User: sw, Faults: &Faults{}, path: o.StatePath, clock: clock.Or(o.Clock)}
-	devOpts := append([]ctaphid.Option{ctaphid.WithClock(o.Clock)}, o.DeviceOptions...)
+	k := &Key{Persona: p, Store: st, Auth: a, User: sw, path: o.StatePath, clock: clock.Or(o.Clock)}
+	// The persona's quirks are the initial values of their knobs.
+	devOpts := append([]ctaphid.Option{ctaphid.WithClock(k.clock)}, o.DeviceOptions...)
 	if p.Quirks.NoKeepalive {
 		devOpts = append(devOpts, ctaphid.WithoutKeepalive())
 	}
-	k.Device = ctaphid.NewDevice(&faultHandler{inner: a, f: k.Faults, clock: k.clock}, a.DeviceInfo(), devOpts...)
+	k.faults.delay = time.Duration(p.Quirks.ProcessingDelayMs) * time.Millisecond
+	k.Device = ctaphid.NewDevice(&knobHandler{inner: a, k: k, clock: k.clock}, a.DeviceInfo(), devOpts...)
+	k.initial = k.Knobs()
 	return k, nil
 }
 
