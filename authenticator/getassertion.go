@@ -39,14 +39,9 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 		return nil, err
 	}
 	ac := assertionCtx{rpID: req.RPID, rpIDHash: sha256.Sum256([]byte(req.RPID)), clientDataHash: req.ClientDataHash, up: true}
-	if err := a.pinProbe(ctx, r, req.PinUvAuthParam, ac.rpID); err != nil {
+	hasParam, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, ac.rpID)
+	if err != nil {
 		return nil, err
-	}
-	hasParam := req.PinUvAuthParam != nil
-	if hasParam {
-		if _, err := a.protocol(req.PinUvAuthProtocol); err != nil {
-			return nil, err
-		}
 	}
 	uvOpt := false
 	if o := req.Options; o != nil {
@@ -100,13 +95,11 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if ac.ext, err = a.parseGAExtensions(req.Extensions); err != nil {
 		return nil, err
 	}
-	var hs *hmacSecretSession
-	if ac.ext.hmacSecret != nil {
-		if hs, err = a.openHMACSecret(ac.ext.hmacSecret); err != nil {
-			return nil, err
-		}
-		defer hs.wipe()
+	hs, err := a.openHMACSecret(ac.ext.hmacSecret)
+	if err != nil {
+		return nil, err
 	}
+	defer hs.wipe()
 	if ac.up {
 		if !upDone {
 			if err := a.askUser(ctx, r, user.Presence, ac.rpID); err != nil {
@@ -245,15 +238,10 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	if ac.ext.credBlob {
 		exts[extCredBlob] = append([]byte{}, c.blob...)
 	}
-	extBytes, err := encodeExtensions(exts)
+	ad, err := a.newAuthData(ac.rpIDHash, exts)
 	if err != nil {
 		return nil, err
 	}
-	count, err := a.st.NextSignCount()
-	if err != nil {
-		return nil, ctap.Errorf(ctap.ErrOther, "signature counter: %v", err)
-	}
-	ad := ctap.AuthData{RPIDHash: ac.rpIDHash, SignCount: count, Extensions: extBytes}
 	if ac.up {
 		ad.Flags |= ctap.FlagUP
 	}
@@ -316,12 +304,10 @@ func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, er
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "credential vanished during getNextAssertion")
 	}
 	defer c.wipe()
-	var hs *hmacSecretSession
-	if q.ext.hmacSecret != nil {
-		if hs, err = a.openHMACSecret(q.ext.hmacSecret); err != nil {
-			return nil, err
-		}
-		defer hs.wipe()
+	hs, err := a.openHMACSecret(q.ext.hmacSecret)
+	if err != nil {
+		return nil, err
 	}
+	defer hs.wipe()
 	return a.assertion(c, &q.assertionCtx, hs, q.uv)
 }

@@ -94,9 +94,7 @@ func (f *inprocFactory) Close() error {
 type inprocKey struct {
 	*emulator.Key
 	clock *clock.Virtual
-
-	mu    sync.Mutex
-	conns []ctaphid.ReportConn
+	conns conns
 }
 
 func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
@@ -116,10 +114,37 @@ func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
 
 func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn := k.Connect()
-	k.mu.Lock()
-	k.conns = append(k.conns, conn)
-	k.mu.Unlock()
+	return k.conns.open(ctx, k.Connect(), rec)
+}
+
+func (k *inprocKey) Replug(context.Context) error {
+	k.conns.closeAll()
+	if err := k.SetPlugged(false); err != nil {
+		return err
+	}
+	return k.SetPlugged(true)
+}
+
+func (k *inprocKey) Describe() string { return "in-process persona " + k.Persona.Name }
+
+func (k *inprocKey) Close() error {
+	k.conns.closeAll()
+	return k.Key.Close()
+}
+
+// conns are the host connections a key has handed out: a replug or the end of the case closes
+// them all, as unplugging a key ends every process's handle on it.
+type conns struct {
+	mu   sync.Mutex
+	live []ctaphid.ReportConn
+}
+
+// open keeps conn and returns a CTAP client on it with a fresh channel; rec, when non-nil, sees
+// every exchange.
+func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange)) (*client.Client, error) {
+	cs.mu.Lock()
+	cs.live = append(cs.live, conn)
+	cs.mu.Unlock()
 	hid := ctaphid.NewClient(conn)
 	if _, err := hid.Init(ctx); err != nil {
 		return nil, fmt.Errorf("CTAPHID_INIT: %w", err)
@@ -131,29 +156,14 @@ func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*cli
 	return client.New(hid, opts...), nil
 }
 
-func (k *inprocKey) Replug(context.Context) error {
-	k.dropConns()
-	if err := k.SetPlugged(false); err != nil {
-		return err
-	}
-	return k.SetPlugged(true)
-}
-
-func (k *inprocKey) dropConns() {
-	k.mu.Lock()
-	conns := k.conns
-	k.conns = nil
-	k.mu.Unlock()
-	for _, c := range conns {
+func (cs *conns) closeAll() {
+	cs.mu.Lock()
+	live := cs.live
+	cs.live = nil
+	cs.mu.Unlock()
+	for _, c := range live {
 		_ = c.Close()
 	}
-}
-
-func (k *inprocKey) Describe() string { return "in-process persona " + k.Persona.Name }
-
-func (k *inprocKey) Close() error {
-	k.dropConns()
-	return k.Key.Close()
 }
 
 // External is a key outside the process reached over a report socket: spec is
@@ -208,8 +218,7 @@ func (f *externalFactory) Close() error     { return nil }
 
 type externalKey struct {
 	f     *externalFactory
-	mu    sync.Mutex
-	conns []ctaphid.ReportConn
+	conns conns
 }
 
 func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
@@ -217,18 +226,11 @@ func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*c
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
 	}
-	k.mu.Lock()
-	k.conns = append(k.conns, conn)
-	k.mu.Unlock()
-	hid := ctaphid.NewClient(conn)
-	if _, err := hid.Init(ctx); err != nil {
-		return nil, fmt.Errorf("key %s: CTAPHID_INIT: %w", k.f.spec, err)
+	c, err := k.conns.open(ctx, conn, rec)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
 	}
-	var opts []client.Option
-	if rec != nil {
-		opts = append(opts, client.WithRecorder(rec))
-	}
-	return client.New(hid, opts...), nil
+	return c, nil
 }
 
 // Replug power-cycles the key through its control API; without one the key cannot be replugged
@@ -237,7 +239,7 @@ func (k *externalKey) Replug(ctx context.Context) error {
 	if k.f.control == "" {
 		return fmt.Errorf("key %s: cannot replug without ,control=HOST:PORT", k.f.spec)
 	}
-	k.dropConns()
+	k.conns.closeAll()
 	for _, state := range []string{"off", "on"} {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+k.f.control+"/power/"+state, nil)
 		if err != nil {
@@ -255,15 +257,5 @@ func (k *externalKey) Replug(ctx context.Context) error {
 	return nil
 }
 
-func (k *externalKey) dropConns() {
-	k.mu.Lock()
-	conns := k.conns
-	k.conns = nil
-	k.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
-
 func (k *externalKey) Describe() string { return k.f.spec }
-func (k *externalKey) Close() error     { k.dropConns(); return nil }
+func (k *externalKey) Close() error     { k.conns.closeAll(); return nil }
