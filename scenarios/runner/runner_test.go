@@ -204,3 +204,26 @@ func describe(c *result.Case) string {
 	}
 	return b.String()
 }
+
+// TestInProcessKeyClock: an in-process key's own waits (here a persona's processing delay) move
+// its virtual clock, not the wall clock, and a `wait` step moves the same clock.
+func TestInProcessKeyClock(t *testing.T) {
+	t.Parallel()
+	p, err := persona.Builtin("default")
+	require.NoError(t, err)
+	p.Quirks.ProcessingDelayMs = 1500
+	f := InProcess(p)
+	defer f.Close()
+	key, err := f.Open(context.Background(), nil)
+	require.NoError(t, err)
+	defer key.Close()
+	k := key.(*inprocKey)
+	start := k.clock.Now()
+	c, err := key.Client(context.Background(), nil)
+	require.NoError(t, err)
+	_, err = c.GetInfo(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1500*time.Millisecond, k.clock.Now().Sub(start), "one getInfo costs 1.5 s of the key's time")
+	k.Advance(11 * time.Second)
+	require.Equal(t, 12500*time.Millisecond, k.clock.Now().Sub(start))
+}
