@@ -78,7 +78,8 @@ func (c *Conn) ReadReportAt(ctx context.Context) ([]byte, time.Time, error) {
 	}
 	select {
 	case tr := <-c.inbox:
-		return tr.r[:], tr.at, nil
+		r := tr.r // only the report escapes, not its time
+		return r[:], tr.at, nil
 	case <-c.done:
 		return nil, time.Time{}, ErrClosed
 	case <-ctx.Done():
