@@ -285,3 +285,40 @@ func TestForeignRequestsRefused(t *testing.T) {
 	code, _ := call(t, "PATCH", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"/knobs", `{"silent":0}`)
 	require.Equal(t, http.StatusOK, code)
 }
+
+// FuzzKnobsBody sends any body to PUT and PATCH /knobs: the answer is 200 with the knobs in
+// effect or 400 with nothing changed, never a panic or a half-applied update.
+func FuzzKnobsBody(f *testing.F) {
+	k, err := emulator.Open(emulator.Options{})
+	require.NoError(f, err)
+	f.Cleanup(func() { _ = k.Close() })
+	h := Handler(k)
+	full, err := json.Marshal(k.Knobs())
+	require.NoError(f, err)
+	f.Add(true, string(full))
+	f.Add(false, `{"processingDelayMs":5,"failNext":["0x31","ERR_NO_CREDENTIALS"]}`)
+	f.Add(false, `{"user":"script:yes,no","fingerHeld":true}`)
+	f.Add(false, `{"plugged":false,"silent":3}`)
+	f.Add(false, `{"keepaliveIntervalMs":0}`)
+	f.Add(true, `{"user":"delay:1ms"`)
+	f.Fuzz(func(t *testing.T, put bool, body string) {
+		method := "PATCH"
+		if put {
+			method = "PUT"
+		}
+		before := k.Knobs()
+		req := httptest.NewRequest(method, "http://127.0.0.1/knobs", strings.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			var n emulator.Knobs
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &n))
+			require.Equal(t, k.Knobs(), n, "the answer is the knobs in effect")
+		case http.StatusBadRequest:
+			require.Equal(t, before, k.Knobs(), "a refused body changes nothing")
+		default:
+			t.Fatalf("status %d for %q", rec.Code, body)
+		}
+	})
+}
