@@ -1,7 +1,7 @@
 // Package emulator assembles one complete emulated key — persona, persistent state, simulated user,
-// authenticator and its CTAPHID device — with the knobs a lab needs: unplug/replug, and faults.
-// Transports (socket, UHID, USB/IP, …) serve a Key's Device; tests and the scenario runner connect
-// to it in-process.
+// authenticator and its CTAPHID device — on one clock, with the knobs a lab needs in one struct
+// (Knobs: power, the user, CTAPHID timing, processing delay, faults). Transports (socket, UHID,
+// USB/IP, …) serve a Key's Device; tests and the scenario runner connect to it in-process.
 package emulator
 
 import (
