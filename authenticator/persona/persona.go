@@ -95,9 +95,10 @@ type HID struct {
 	Wink         bool   `yaml:"wink"`
 }
 
-// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst
-// and ResetWindowSeconds are the firmware's behaviour; NoKeepalive and ProcessingDelayMs are the
-// initial values of a running key's knobs (emulator.Knobs), which the control API may change.
+// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst,
+// ResetWindowSeconds, HMACSecretPerBoot and DiscoverableIgnoresRPID are the firmware's behaviour;
+// NoKeepalive and ProcessingDelayMs are the initial values of a running key's knobs
+// (emulator.Knobs), which the control API may change.
 type Quirks struct {
 	// OldestFirst returns discoverable credentials oldest first instead of newest first.
 	OldestFirst bool `yaml:"oldestFirst"`
@@ -109,6 +110,13 @@ type Quirks struct {
 	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element): the
 	// processingDelayMs knob starts at it.
 	ProcessingDelayMs int `yaml:"processingDelayMs"`
+	// HMACSecretPerBoot: the hmac-secret output changes after every power cycle, as on a key
+	// that keeps CredRandom in RAM instead of persisting it (Windows' offline cache then no
+	// longer opens after the key was unplugged).
+	HMACSecretPerBoot bool `yaml:"hmacSecretPerBoot"`
+	// DiscoverableIgnoresRPID: a getAssertion without allowList returns the discoverable
+	// credentials of every relying party, not only the one asked for.
+	DiscoverableIgnoresRPID bool `yaml:"discoverableIgnoresRpId"`
 }
 
 // AAGUID is a 16-byte authenticator model identifier, written in YAML as a UUID string.
