@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/result"
 )
@@ -106,18 +107,33 @@ type Action struct {
 
 // Key is the security key a host talks to: in-process emulator, a served socket, later a real key.
 type Key interface {
-	// Client opens a CTAP client on the key. rec, when non-nil, sees every exchange (for reports).
-	Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error)
+	// Client opens a CTAP client on the key, as a process opening its HID device does: a new
+	// connection with its own CTAPHID channel, read through o.HID when the host has a HID stack
+	// of its own (Windows' timeouts).
+	Client(ctx context.Context, o ClientOptions) (*client.Client, error)
 	// Replug unplugs and replugs the key (power-up: reset window and PIN power-cycle counter).
 	Replug(ctx context.Context) error
 	// Describe says what the key is, for reports.
 	Describe() string
 }
 
-// Clock is implemented by keys whose notion of time can be moved forward (in-process emulators):
-// a `wait` action advances it instead of sleeping, so the 10 s reset window costs no wall time.
-// Hosts check for it with a type assertion and sleep for real when a key lacks it.
+// ClientOptions say how a host opens a key.
+type ClientOptions struct {
+	// Record, when non-nil, sees every CTAP exchange (for reports).
+	Record func(client.Exchange)
+	// HID, when non-nil, wraps the report connection before CTAPHID runs on it: how the host's
+	// HID stack reads the key. A connection that knows when the device produced each report is a
+	// ctaphid.TimedReportConn (an in-process key; the times are on the key's clock, Clock.Now);
+	// any other is read in wall time.
+	HID func(ctaphid.ReportConn) ctaphid.ReportConn
+}
+
+// Clock is implemented by keys with a notion of time of their own (in-process emulators on a
+// virtual clock): a `wait` action advances it instead of sleeping, so the 10 s reset window costs
+// no wall time, and a host measures the key's silences on it. Hosts check for it with a type
+// assertion and use the wall clock when a key lacks it.
 type Clock interface {
+	Now() time.Time
 	Advance(d time.Duration)
 }
 

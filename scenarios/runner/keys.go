@@ -47,8 +47,19 @@ func InProcess(override *persona.Persona) KeyFactory {
 	return &inprocFactory{override: override, sig: signer.New()}
 }
 
+// InProcessFault is InProcess(override) with a fault injected into every key: change edits its
+// knobs (emulator.Knobs: keepalive, processing delay, the simulated user, failNext…) as soon as it
+// is made, before the case's set-up. name says what the fault is, for reports; the run then
+// targets a key other than the catalog's own, so the scenarios about a key of their own are left
+// out and failures the key explains are key-incompatible.
+func InProcessFault(override *persona.Persona, name string, change func(*emulator.Knobs)) KeyFactory {
+	return &inprocFactory{override: override, sig: signer.New(), fault: name, knobs: change}
+}
+
 type inprocFactory struct {
 	override *persona.Persona
+	fault    string
+	knobs    func(*emulator.Knobs)
 	sig      *signer.Signer
 	once     sync.Once
 }
@@ -64,21 +75,37 @@ func (f *inprocFactory) Open(_ context.Context, s *catalog.Scenario) (Key, error
 			return nil, err
 		}
 	}
-	return newInprocKey(p, f.sig)
+	k, err := newInprocKey(p, f.sig)
+	if err != nil || f.knobs == nil {
+		return k, err
+	}
+	if _, err := k.UpdateKnobs(func(n *emulator.Knobs) error { f.knobs(n); return nil }); err != nil {
+		_ = k.Close()
+		return nil, fmt.Errorf("fault %s: %w", f.fault, err)
+	}
+	return k, nil
 }
 
 func (f *inprocFactory) Describe() string {
+	d := "in-process, each scenario's persona"
 	if f.override != nil {
-		return "in-process persona " + f.override.Name
+		d = "in-process persona " + f.override.Name
 	}
-	return "in-process, each scenario's persona"
+	if f.fault != "" {
+		d += " with fault " + f.fault
+	}
+	return d
 }
 
 func (f *inprocFactory) Override() string {
+	var parts []string
 	if f.override != nil {
-		return f.override.Name
+		parts = append(parts, f.override.Name)
 	}
-	return ""
+	if f.fault != "" {
+		parts = append(parts, "fault "+f.fault)
+	}
+	return strings.Join(parts, " + ")
 }
 
 func (f *inprocFactory) Sequential() bool { return false }
@@ -113,8 +140,11 @@ func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
 
-func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	return k.conns.open(ctx, k.Connect(), rec)
+// Now is the key's clock (host.Clock).
+func (k *inprocKey) Now() time.Time { return k.clock.Now() }
+
+func (k *inprocKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
+	return k.conns.open(ctx, k.Connect(), o)
 }
 
 func (k *inprocKey) Replug(context.Context) error {
@@ -139,9 +169,12 @@ type conns struct {
 	live []ctaphid.ReportConn
 }
 
-// open keeps conn and returns a CTAP client on it with a fresh channel; rec, when non-nil, sees
-// every exchange.
-func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange)) (*client.Client, error) {
+// open keeps conn and returns a CTAP client on it, read through o.HID, with a fresh channel;
+// o.Record, when non-nil, sees every exchange.
+func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, o host.ClientOptions) (*client.Client, error) {
+	if o.HID != nil {
+		conn = o.HID(conn)
+	}
 	cs.mu.Lock()
 	cs.live = append(cs.live, conn)
 	cs.mu.Unlock()
@@ -150,8 +183,8 @@ func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(cli
 		return nil, fmt.Errorf("CTAPHID_INIT: %w", err)
 	}
 	var opts []client.Option
-	if rec != nil {
-		opts = append(opts, client.WithRecorder(rec))
+	if o.Record != nil {
+		opts = append(opts, client.WithRecorder(o.Record))
 	}
 	return client.New(hid, opts...), nil
 }
@@ -201,7 +234,7 @@ func (f *externalFactory) Open(ctx context.Context, _ *catalog.Scenario) (Key, e
 	if err := k.Replug(ctx); err != nil {
 		return nil, err
 	}
-	c, err := k.Client(ctx, nil)
+	c, err := k.Client(ctx, host.ClientOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -221,12 +254,12 @@ type externalKey struct {
 	conns conns
 }
 
-func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
+func (k *externalKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
 	conn, err := socket.Dial(k.f.addr)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
 	}
-	c, err := k.conns.open(ctx, conn, rec)
+	c, err := k.conns.open(ctx, conn, o)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
 	}

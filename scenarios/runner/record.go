@@ -24,8 +24,9 @@ type recKey struct {
 	sink  func(client.Exchange)
 }
 
-func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	return k.Key.Client(ctx, func(e client.Exchange) {
+func (k *recKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
+	rec := o.Record
+	o.Record = func(e client.Exchange) {
 		if rec != nil {
 			rec(e)
 		}
@@ -35,7 +36,8 @@ func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client
 		if s != nil {
 			s(e)
 		}
-	})
+	}
+	return k.Key.Client(ctx, o)
 }
 
 // capture routes exchanges to s until the returned function is called.
@@ -61,6 +63,14 @@ func (k *recKey) capture(s *result.Step) func() {
 		closed = true
 		mu.Unlock()
 	}
+}
+
+// Now is the key's clock (host.Clock), or the runner's for a key without a clock of its own.
+func (k *recKey) Now() time.Time {
+	if c, ok := k.Key.(host.Clock); ok {
+		return c.Now()
+	}
+	return k.clock.Now()
 }
 
 // Advance moves the key's clock (host.Clock); a key without a clock of its own waits on the

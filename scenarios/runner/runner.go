@@ -111,6 +111,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		}
 	}
 
+	var diag *diagnosis
+	if opts.Keys.Override() != "" {
+		diag = newDiagnosis(opts)
+		defer diag.close()
+	}
 	var (
 		mu   sync.Mutex
 		done int
@@ -122,7 +127,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				rc := runCase(ctx, cases[i], opts)
+				rc := runCase(ctx, cases[i], opts, diag)
 				mu.Lock()
 				run.Cases[i] = rc
 				done++
@@ -162,8 +167,8 @@ func newCase(c catalog.Case) *result.Case {
 	}
 }
 
-// runCase runs one case; it never returns nil.
-func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
+// runCase runs one case; it never returns nil. diag, when set, explains failures by the key.
+func runCase(ctx context.Context, c catalog.Case, opts Options, diag *diagnosis) *result.Case {
 	start := opts.Clock.Now()
 	rc := newCase(c)
 	defer func() { rc.Duration = opts.Clock.Now().Sub(start) }()
@@ -183,7 +188,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 
 	if err := setUp(ctx, c, opts.Target, key, rc); err != nil {
 		rc.Verdict, rc.Error = result.Error, err.Error()
-		judge(ctx, c, key, opts.Keys.Override() != "", rc)
+		judge(ctx, c, key, diag, rc)
 		return rc
 	}
 	cfg := c.Config(c.Version)
@@ -206,7 +211,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 			break
 		}
 	}
-	judge(ctx, c, key, opts.Keys.Override() != "", rc)
+	judge(ctx, c, key, diag, rc)
 	return rc
 }
 
@@ -295,9 +300,9 @@ func describeAction(a host.Action, prefix string) string {
 	return strings.Join(parts, ", ")
 }
 
-// judge sets the case verdict from its steps; for a key other than the scenario's own, a failure
-// the key explains becomes key-incompatible.
-func judge(ctx context.Context, c catalog.Case, key Key, override bool, rc *result.Case) {
+// judge sets the case verdict from its steps; on a key other than the scenario's own (diag set),
+// a failure the key explains becomes key-incompatible with its causes.
+func judge(ctx context.Context, c catalog.Case, key Key, diag *diagnosis, rc *result.Case) {
 	if rc.Verdict == "" {
 		rc.Verdict = result.Pass
 		for _, s := range rc.Steps {
@@ -307,11 +312,8 @@ func judge(ctx context.Context, c catalog.Case, key Key, override bool, rc *resu
 			}
 		}
 	}
-	if !override || rc.Verdict == result.Pass {
-		return
-	}
-	if cause := keyCause(ctx, c, key, rc); cause != "" {
-		rc.Verdict, rc.KeyCause = result.KeyIncompatible, cause
+	if diag != nil {
+		diag.judge(ctx, c, key, rc)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/scenarios/catalog"
+	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/stretchr/testify/require"
 )
@@ -219,7 +220,7 @@ func TestInProcessKeyClock(t *testing.T) {
 	defer key.Close()
 	k := key.(*inprocKey)
 	start := k.clock.Now()
-	c, err := key.Client(context.Background(), nil)
+	c, err := key.Client(context.Background(), host.ClientOptions{})
 	require.NoError(t, err)
 	_, err = c.GetInfo(context.Background())
 	require.NoError(t, err)

@@ -173,9 +173,12 @@ const orderNote = "Order of the rows (enabling policy before version) is inferre
 	"Enabling rules come first so that a provisioning package on 10-1903 without shared PC mode reports shared-pc-required."
 
 // Gate returns the first rule that refuses action a on a device with cfg, or nil.
-func Gate(cfg host.Config, a host.Action) *Rule {
-	for i := range Rules {
-		r := &Rules[i]
+func Gate(cfg host.Config, a host.Action) *Rule { return gate(Rules, cfg, a) }
+
+// gate is Gate over a rule table of the caller's (a model built WithoutRule).
+func gate(rules []Rule, cfg host.Config, a host.Action) *Rule {
+	for i := range rules {
+		r := &rules[i]
 		if !contains(r.Actions, a.Name) {
 			continue
 		}

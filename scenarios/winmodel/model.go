@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/entra"
@@ -25,6 +27,13 @@ func WithTrustedRoots(roots ...*x509.Certificate) Option {
 	return func(t *Target) { t.roots = append(t.roots, roots...) }
 }
 
+// WithoutRule builds the model without the gate rule id (Rules): the rules-table mutation test
+// removes each rule in turn and checks that some case of the catalog then changes its outcome. An
+// unknown id is an error at NewHost.
+func WithoutRule(id string) Option {
+	return func(t *Target) { t.without = append(t.without, id) }
+}
+
 // RootedKey is a host.Key that knows its attestation root (an in-process emulator key:
 // key.Auth.AttestationRoot()). The tenant trusts it, as Entra trusts a vendor root from FIDO MDS.
 type RootedKey interface {
@@ -33,7 +42,9 @@ type RootedKey interface {
 
 // Target is the model host.Target.
 type Target struct {
-	roots []*x509.Certificate
+	roots   []*x509.Certificate
+	without []string // rule ids left out (WithoutRule)
+	rules   []Rule
 
 	mu      sync.Mutex
 	tenants map[host.Key]*entra.Tenant // one organisation per key: every device of a case shares it
@@ -44,6 +55,11 @@ func New(opts ...Option) host.Target {
 	t := &Target{tenants: map[host.Key]*entra.Tenant{}}
 	for _, o := range opts {
 		o(t)
+	}
+	for _, r := range Rules {
+		if !slices.Contains(t.without, r.ID) {
+			t.rules = append(t.rules, r)
+		}
 	}
 	return t
 }
@@ -57,11 +73,16 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 	if key == nil {
 		return nil, fmt.Errorf("winmodel: no key")
 	}
+	for _, id := range t.without {
+		if !slices.ContainsFunc(Rules, func(r Rule) bool { return r.ID == id }) {
+			return nil, fmt.Errorf("winmodel: without rule %q: no such rule", id)
+		}
+	}
 	ten, err := t.tenant(cfg.Tenant, key)
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: tenant: %w", err)
 	}
-	h := &Host{cfg: cfg, key: key, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
+	h := &Host{cfg: cfg, key: key, rules: t.rules, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return nil, fmt.Errorf("winmodel: device salt: %w", err)
 	}
@@ -108,6 +129,7 @@ type cached struct {
 type Host struct {
 	cfg    host.Config
 	key    host.Key
+	rules  []Rule
 	tenant *entra.Tenant
 	online bool
 	// session is the account signed in on the device ("" after sign-out); unlock needs it.
@@ -147,7 +169,7 @@ func done(reason string) result.Outcome { return result.Outcome{Kind: host.KindD
 // Do performs one action.
 func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string, error) {
 	var n notes
-	if r := Gate(h.cfg, a); r != nil {
+	if r := gate(h.rules, h.cfg, a); r != nil {
 		inf := ""
 		if r.Inferred {
 			inf = " (inferred)"
@@ -240,9 +262,9 @@ func (h *Host) openWithInfo(ctx context.Context) (c *client.Client, info *ctap.G
 	return c, info, nil, nil
 }
 
-// open connects to the key as Windows does for each operation.
+// open connects to the key as Windows does for each operation, through Windows' HID timeouts.
 func (h *Host) open(ctx context.Context) (*client.Client, error) {
-	c, err := h.key.Client(ctx, nil)
+	c, err := h.key.Client(ctx, host.ClientOptions{HID: hidFor(h.key, SilenceLimit, clock.Real{})})
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: open key: %w", err)
 	}
