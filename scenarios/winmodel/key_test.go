@@ -146,4 +146,5 @@ func register(t *testing.T, h *Host, accounts ...string) {
 		require.Equal(t, result.Outcome{Kind: host.KindRegistered, Account: acc}.String(), out.String(), "%s: %v", out.Reason, notes)
 	}
 }
+
 type emuKnobs = emulator.Knobs
