@@ -77,7 +77,36 @@ type Tenant struct {
 	EnforceAttestation bool     // attestation enforcement (applies at registration)
 	AAGUIDAllow        []string // key restriction: only these AAGUIDs (empty = any)
 	AAGUIDBlock        []string // key restriction: never these AAGUIDs
+	// CounterMustIncrease refuses a sign-in whose signature counter did not increase. No source
+	// says Entra does this; it is a setting a case turns on (inferred).
+	CounterMustIncrease bool
 }
+
+// OnPremises is what a hybrid joined device's organisation set up for "Enable FIDO2
+// authentication to on-premises resources" (howto-authentication-passwordless-security-key-on-premises):
+// Windows signs in to Active Directory with a partial TGT that Entra issues and a domain
+// controller completes. The zero value is nothing set up.
+type OnPremises struct {
+	// KerberosServer: the Microsoft Entra Kerberos server object exists in the user's domain
+	// (Set-AzureADKerberosServer), so Entra can issue partial TGTs for it.
+	KerberosServer bool
+	// PatchedDCs: a writable domain controller on Windows Server 2016 or later with the updates
+	// the article lists (KB4534307, KB4534321) answers in the user's site.
+	PatchedDCs bool
+}
+
+// Ready reports whether security-key sign-in reaches Active Directory.
+func (o OnPremises) Ready() bool { return o.KerberosServer && o.PatchedDCs }
+
+// HelloForBusiness is the Intune "Configure Windows Hello for Business" setting of the device.
+type HelloForBusiness string
+
+// Windows Hello for Business settings.
+const (
+	WHfBNotConfigured HelloForBusiness = "not-configured"
+	WHfBEnabled       HelloForBusiness = "enabled"
+	WHfBDisabled      HelloForBusiness = "disabled"
+)
 
 // Config is a device for one case.
 type Config struct {
@@ -92,6 +121,11 @@ type Config struct {
 	// Online is the initial network state.
 	Online bool
 	Tenant Tenant
+	// OnPrem is the on-premises set-up a hybrid joined device needs (ignored for other joins).
+	OnPrem OnPremises
+	// HelloForBusiness is Windows Hello for Business on the device ("" = not configured); the
+	// document says security-key sign-in does not depend on it.
+	HelloForBusiness HelloForBusiness
 }
 
 // Action is one thing the user (or an admin) does; Name is from the action vocabulary in

@@ -16,6 +16,9 @@ type Defect struct {
 	// Visible says whether Windows notices the defect. For an invisible one, Why says why not.
 	Visible bool
 	Why     string
+	// Cause is what every case that catches the defect must say about the key (part of its
+	// key-incompatible cause): the report names the defect, not only a difference.
+	Cause string
 }
 
 // Defects are the key defects the catalog is measured against. Each issue-11 quirk and each knob
@@ -25,47 +28,47 @@ type Defect struct {
 var Defects = []Defect{
 	// Firmware behaviour (persona quirks).
 	{ID: "hmac-secret-per-boot", What: "hmac-secret output changes after every power cycle (CredRandom not persisted)",
-		Persona: "base: default\nquirks: {hmacSecretPerBoot: true}", Visible: true},
+		Persona: "base: default\nquirks: {hmacSecretPerBoot: true}", Visible: true, Cause: "hmac-secret output changes after a power cycle"},
 	{ID: "discoverable-ignores-rp-id", What: "getAssertion without allowList returns every relying party's discoverable credentials",
-		Persona: "base: default\nquirks: {discoverableIgnoresRpId: true}", Visible: true},
+		Persona: "base: default\nquirks: {discoverableIgnoresRpId: true}", Visible: true, Cause: "other sites' discoverable credentials"},
 	{ID: "oldest-first", What: "discoverable credentials oldest first instead of newest first",
-		Persona: "base: default\nquirks: {oldestFirst: true}", Visible: true},
+		Persona: "base: default\nquirks: {oldestFirst: true}", Visible: true, Cause: "credential ordering"},
 	{ID: "reset-window-5s", What: "authenticatorReset allowed only 5 s after power-up instead of 10 s",
-		Persona: "base: default\nquirks: {resetWindowSeconds: 5}", Visible: true},
+		Persona: "base: default\nquirks: {resetWindowSeconds: 5}", Visible: true, Cause: "refuses authenticatorReset 7 s after power-up"},
 	{ID: "reset-window-30s", What: "authenticatorReset allowed 30 s after power-up instead of 10 s",
-		Persona: "base: default\nquirks: {resetWindowSeconds: 30}", Visible: true},
+		Persona: "base: default\nquirks: {resetWindowSeconds: 30}", Visible: true, Cause: "accepts authenticatorReset 11 s after power-up"},
 	{ID: "slow-no-keepalive", What: "1.5 s per request without CTAPHID_KEEPALIVE",
 		Persona: "base: default\nquirks: {noKeepalive: true, processingDelayMs: 1500}",
-		Knobs:   func(k *emulator.Knobs) { k.Keepalive, k.ProcessingDelayMs = false, 1500 }, Visible: true},
+		Knobs:   func(k *emulator.Knobs) { k.Keepalive, k.ProcessingDelayMs = false, 1500 }, Visible: true, Cause: "stays silent longer than Windows waits"},
 	{ID: "slow-keepalive-800ms", What: "1.5 s per request with a KEEPALIVE only every 800 ms",
-		Knobs: func(k *emulator.Knobs) { k.KeepaliveIntervalMs, k.ProcessingDelayMs = 800, 1500 }, Visible: true},
+		Knobs: func(k *emulator.Knobs) { k.KeepaliveIntervalMs, k.ProcessingDelayMs = 800, 1500 }, Visible: true, Cause: "stays silent longer than Windows waits"},
 	{ID: "touch-sensor-dead", What: "the touch sensor never registers (every user-presence request times out)",
-		Knobs: func(k *emulator.Knobs) { k.User = "timeout" }, Visible: true},
-	{ID: "spurious-error", What: "the first CBOR request is answered CTAP2_ERR_OTHER",
-		Knobs: func(k *emulator.Knobs) { k.FailNext = []string{"CTAP2_ERR_OTHER"} }, Visible: true},
+		Knobs: func(k *emulator.Knobs) { k.User = "timeout" }, Visible: true, Cause: "timed out waiting for the user"},
+	{ID: "spurious-error", What: "the first CBOR request is answered CTAP1_ERR_OTHER",
+		Knobs: func(k *emulator.Knobs) { k.FailNext = []string{"CTAP1_ERR_OTHER"} }, Visible: true, Cause: "CTAP1_ERR_OTHER"},
 
 	// Attestation and capacities.
 	{ID: "attestation-none", What: "attestation format none (no statement)",
-		Persona: "base: default\nattestation: none", Visible: true},
+		Persona: "base: default\nattestation: none", Visible: true, Cause: "attestation refused"},
 	{ID: "attestation-self", What: "self attestation (packed, signed by the credential key, no certificate)",
-		Persona: "base: default\nattestation: packed-self", Visible: true},
+		Persona: "base: default\nattestation: packed-self", Visible: true, Cause: "attestation refused"},
 	{ID: "resident-capacity-1", What: "room for one resident credential",
-		Persona: "base: default\nresidentCapacity: 1", Visible: true},
+		Persona: "base: default\nresidentCapacity: 1", Visible: true, Cause: "store full"},
 	{ID: "min-pin-length-6", What: "minimum PIN length 6 (the catalog's users type 4 digits)",
-		Persona: "base: default\nminPinLength: 6", Visible: true},
+		Persona: "base: default\nminPinLength: 6", Visible: true, Cause: "minimum PIN length 6"},
 
 	// Capabilities Windows needs (getInfo).
 	{ID: "no-hmac-secret", What: "no hmac-secret extension",
-		Persona: "base: default\nextensions: [credProtect, credBlob, largeBlobKey, minPinLength]", Visible: true},
+		Persona: "base: default\nextensions: [credProtect, credBlob, largeBlobKey, minPinLength]", Visible: true, Cause: "hmac-secret"},
 	{ID: "no-resident-keys", What: "no resident (discoverable) credentials",
-		Persona: "base: default\nresidentKeys: false\ncredMgmt: false\ncredMgmtPreview: false\nlargeBlobs: false", Visible: true},
+		Persona: "base: default\nresidentKeys: false\ncredMgmt: false\ncredMgmtPreview: false\nlargeBlobs: false", Visible: true, Cause: "resident keys"},
 	{ID: "no-client-pin", What: "no client PIN (fingerprint only)",
-		Persona: "base: default\nclientPin: false\npinUvAuthProtocols: []", Visible: true},
-	{ID: "u2f-only", What: "CTAP1/U2F only", Persona: "base: u2f", Visible: true},
+		Persona: "base: default\nclientPin: false\npinUvAuthProtocols: []", Visible: true, Cause: "clientPin"},
+	{ID: "u2f-only", What: "CTAP1/U2F only", Persona: "base: u2f", Visible: true, Cause: "CTAP1/U2F only"},
 	{ID: "no-fingerprint", What: "no fingerprint sensor (Manage cannot enrol biometrics)",
-		Persona: "base: default\nbuiltInUv: false\nbioEnrollPreview: false", Visible: true},
+		Persona: "base: default\nbuiltInUv: false\nbioEnrollPreview: false", Visible: true, Cause: "fingerprint enrolment"},
 	{ID: "eddsa-only", What: "EdDSA only (Entra asks for ES256 or RS256)",
-		Persona: "base: default\nalgorithms: [-8]", Visible: true},
+		Persona: "base: default\nalgorithms: [-8]", Visible: true, Cause: "an algorithm Entra asks for"},
 
 	// Invisible to Windows: expressible, so the test checks they survive.
 	{ID: "slow-with-keepalive", What: "1.5 s per request, with keepalives",

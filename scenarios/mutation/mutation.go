@@ -62,8 +62,10 @@ type Outcome struct {
 // Caught reports whether any case noticed the defect.
 func (o Outcome) Caught() bool { return o.Red > 0 }
 
-// Inject runs cat against d injected as m, on the Windows model.
-func Inject(ctx context.Context, cat *catalog.Catalog, d Defect, m Mode) (Outcome, error) {
+// Inject runs cat against d injected as m, on the Windows model. baseline, when not nil, is the
+// run of cat with each scenario's own key (runner.Options.Baseline), so that a red case is blamed
+// on the key without running it again.
+func Inject(ctx context.Context, cat *catalog.Catalog, d Defect, m Mode, baseline *result.Run) (Outcome, error) {
 	var keys runner.KeyFactory
 	switch m {
 	case AsPersona:
@@ -80,7 +82,7 @@ func Inject(ctx context.Context, cat *catalog.Catalog, d Defect, m Mode) (Outcom
 	default:
 		return Outcome{}, fmt.Errorf("defect %s: unknown mode %q", d.ID, m)
 	}
-	run, err := runner.Run(ctx, cat, runner.Options{Keys: keys})
+	run, err := runner.Run(ctx, cat, runner.Options{Keys: keys, Baseline: baseline})
 	if err != nil {
 		return Outcome{}, err
 	}

@@ -207,6 +207,18 @@ func cssClass(c *result.Case) string {
 	return "error"
 }
 
+// passKind splits passing cells: "worked" (what the document says works did) or "refused"
+// (Windows refused as the document says); "" for other verdicts.
+func passKind(c *result.Case) string {
+	if cssClass(c) != "pass" {
+		return ""
+	}
+	if c.Refused() {
+		return "refused"
+	}
+	return "worked"
+}
+
 // summaryLine is the one-line verdict of the run.
 func summaryLine(r *result.Run) string {
 	s := r.Summary()
@@ -217,7 +229,11 @@ func summaryLine(r *result.Run) string {
 	if s.Total == 0 {
 		word = "EMPTY"
 	}
-	parts := []string{fmt.Sprintf("%d passed", s.Passed), fmt.Sprintf("%d failed", s.Failed)}
+	passed := fmt.Sprintf("%d passed", s.Passed)
+	if s.Passed > 0 {
+		passed += fmt.Sprintf(" (%d worked, %d refused)", s.Worked, s.Refused)
+	}
+	parts := []string{passed, fmt.Sprintf("%d failed", s.Failed)}
 	if s.KeyIncompatible > 0 || r.Persona != "" {
 		parts = append(parts, fmt.Sprintf("%d key-incompatible", s.KeyIncompatible))
 	}

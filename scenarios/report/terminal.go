@@ -21,13 +21,13 @@ type TerminalOptions struct {
 
 // glyphs are the few characters that differ between the Unicode and the ASCII rendering.
 type glyphs struct {
-	pass, fail, keyinc, err, none string
-	rule, sep, arrow, ellipsis    string
+	pass, refused, fail, keyinc, err, none string
+	rule, sep, arrow, ellipsis             string
 }
 
 var (
-	unicodeGlyphs = glyphs{"✓", "✗", "!", "?", "–", "─", "│", "→", "…"}
-	asciiGlyphs   = glyphs{"ok", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~"}
+	unicodeGlyphs = glyphs{"✓", "⊘", "✗", "!", "?", "–", "─", "│", "→", "…"}
+	asciiGlyphs   = glyphs{"ok", "no", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~"}
 )
 
 const (
@@ -38,6 +38,7 @@ const (
 	ansiGreen  = "\x1b[32m"
 	ansiYellow = "\x1b[33m"
 	ansiPurple = "\x1b[35m"
+	ansiCyan   = "\x1b[36m"
 )
 
 // term carries the options through the rendering of one run.
@@ -75,11 +76,21 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	if len(r.Cases) > 0 {
 		t.println()
 	}
+	code := ansiBold + ansiRed
 	if r.OK() && len(r.Cases) > 0 {
-		t.println(t.paint(ansiBold+ansiGreen, line))
-	} else {
-		t.println(t.paint(ansiBold+ansiRed, line))
+		code = ansiBold + ansiGreen
 	}
+	// The summary line breaks only between its counts, so it reads the same at any width.
+	parts := strings.SplitAfter(line, ", ")
+	cur := ""
+	for _, p := range parts {
+		if cur != "" && width(cur)+width(p) > t.o.Width {
+			t.println(t.paint(code, strings.TrimRight(cur, " ")))
+			cur = "      "
+		}
+		cur += p
+	}
+	t.println(t.paint(code, cur))
 	return t.w.Flush()
 }
 
@@ -204,6 +215,9 @@ func versionColumns(vs []string) (groups, labels []string, grouped bool) {
 func (t *term) symbol(c *result.Case) (string, string) {
 	switch cssClass(c) {
 	case "pass":
+		if c.Refused() {
+			return t.g.refused, ansiCyan
+		}
 		return t.g.pass, ansiGreen
 	case "fail":
 		return t.g.fail, ansiBold + ansiRed
@@ -281,8 +295,26 @@ func (t *term) matrix(r *result.Run) {
 		}
 		t.println(strings.TrimRight(b.String(), " "))
 	}
-	t.println(t.paint(ansiDim, fmt.Sprintf("%s pass  %s fail  %s key-incompatible  %s error (could not run)  %s not run",
-		t.g.pass, t.g.fail, t.g.keyinc, t.g.err, t.g.none)))
+	t.legend([]string{t.g.pass + " worked", t.g.refused + " refused (both as the document says)", t.g.fail + " fail",
+		t.g.keyinc + " key-incompatible", t.g.err + " error (could not run)", t.g.none + " not run"})
+}
+
+// legend prints the matrix's symbols, two spaces apart, wrapped between entries to the width.
+func (t *term) legend(entries []string) {
+	line := ""
+	for _, e := range entries {
+		if line != "" && width(line)+2+width(e) > t.o.Width {
+			t.println(t.paint(ansiDim, line))
+			line = ""
+		}
+		if line != "" {
+			line += "  "
+		}
+		line += e
+	}
+	if line != "" {
+		t.println(t.paint(ansiDim, line))
+	}
 }
 
 // failureGroup is one scenario failing the same way on several versions: shown once.

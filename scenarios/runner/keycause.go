@@ -23,15 +23,34 @@ import (
 // lacks, and the behaviour the probes found (credential order, hmac-secret across power cycles,
 // other sites' credentials, the reset window). One diagnosis serves every case of a run.
 type diagnosis struct {
-	opts Options
-	base KeyFactory // the scenarios' own personas, in process, for baselines
+	opts     Options
+	base     KeyFactory                // the scenarios' own personas, in process, for baselines
+	baseline map[string]result.Verdict // Options.Baseline by "id@version"
 
 	probeOnce sync.Once
 	traits    keyTraits
 }
 
 func newDiagnosis(opts Options) *diagnosis {
-	return &diagnosis{opts: opts, base: InProcess(nil)}
+	d := &diagnosis{opts: opts, base: InProcess(nil)}
+	if opts.Baseline != nil {
+		d.baseline = map[string]result.Verdict{}
+		for _, c := range opts.Baseline.Cases {
+			d.baseline[c.ID+"@"+c.Version] = c.Verdict
+		}
+	}
+	return d
+}
+
+// ownKeyPasses reports whether case c passes with the scenario's own key: from the baseline run
+// when there is one, else by running it.
+func (d *diagnosis) ownKeyPasses(ctx context.Context, c catalog.Case) bool {
+	if v, ok := d.baseline[c.ID+"@"+c.Version.Name]; ok {
+		return v == result.Pass
+	}
+	base := d.opts
+	base.Keys = d.base
+	return runCase(ctx, c, base, nil).Verdict == result.Pass
 }
 
 func (d *diagnosis) close() { _ = d.base.Close() }
@@ -42,9 +61,7 @@ func (d *diagnosis) judge(ctx context.Context, c catalog.Case, key Key, rc *resu
 	if rc.Verdict == result.Pass || ctx.Err() != nil {
 		return
 	}
-	base := d.opts
-	base.Keys = d.base
-	if b := runCase(ctx, c, base, nil); b.Verdict != result.Pass {
+	if !d.ownKeyPasses(ctx, c) {
 		return
 	}
 	causes := d.causes(ctx, c, key, rc)

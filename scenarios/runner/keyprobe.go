@@ -141,8 +141,8 @@ func probeReset(ctx context.Context, key Key) string {
 		}
 		return err == nil, err
 	}
-	if ok, err := try(9 * time.Second); err == nil && !ok {
-		return "reset window: the key refuses authenticatorReset 9 s after power-up (CTAP 2.1 allows it within 10 s)"
+	if ok, err := try(7 * time.Second); err == nil && !ok {
+		return "reset window: the key refuses authenticatorReset 7 s after power-up (CTAP 2.1 allows it within 10 s)"
 	}
 	if ok, err := try(11 * time.Second); err == nil && ok {
 		return "reset window: the key accepts authenticatorReset 11 s after power-up (CTAP 2.1 allows it only within 10 s)"

@@ -66,7 +66,7 @@ type inprocFactory struct {
 
 func (f *inprocFactory) Open(_ context.Context, s *catalog.Scenario) (Key, error) {
 	p := f.override
-	if p == nil {
+	if p == nil && s != nil {
 		p = s.Key.Persona
 	}
 	if p == nil {

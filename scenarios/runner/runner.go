@@ -39,6 +39,10 @@ type Options struct {
 	// without a clock of its own (an external key); nil means the wall clock. In-process keys
 	// have their own virtual clocks.
 	Clock clock.Clock
+	// Baseline is a run of the same catalog on the same target with each scenario's own key.
+	// On another key a failing case is blamed on that key only when its baseline case passed;
+	// without Baseline each failing case is run again with its own key to find out.
+	Baseline *result.Run
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other

@@ -13,6 +13,7 @@ import (
 	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/harness/rp"
 	"github.com/fidolab/fidolab/scenarios/entra"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -91,7 +92,8 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 
 // tenant returns the key's organisation, created on first use, with policy p applied.
 func (t *Target) tenant(p host.Tenant, key host.Key) (*entra.Tenant, error) {
-	pol := entra.Policy{EnforceAttestation: p.EnforceAttestation, AAGUIDAllow: p.AAGUIDAllow, AAGUIDBlock: p.AAGUIDBlock}
+	pol := entra.Policy{EnforceAttestation: p.EnforceAttestation, AAGUIDAllow: p.AAGUIDAllow, AAGUIDBlock: p.AAGUIDBlock,
+		CounterMustIncrease: p.CounterMustIncrease}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ten, ok := t.tenants[key]; ok {
@@ -137,6 +139,8 @@ type Host struct {
 	// salt is the device's hmac-secret salt (CloudAP's offline-cache salt, one per device).
 	salt  [32]byte
 	cache map[string]*cached // by account + "/" + hex credential ID
+	// sites are the other websites the user registered passkeys at (register-other-site).
+	sites map[string]*rp.RP
 }
 
 // Tenant exposes the case's Entra tenant (for tests and reports).
@@ -169,6 +173,7 @@ func done(reason string) result.Outcome { return result.Outcome{Kind: host.KindD
 // Do performs one action.
 func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string, error) {
 	var n notes
+	a = normalize(a)
 	if r := gate(h.rules, h.cfg, a); r != nil {
 		inf := ""
 		if r.Inferred {
@@ -190,9 +195,11 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 		out, err = h.logon(ctx, a, true, &n)
 	case host.ActWebAuthnSignIn:
 		out, err = h.webauthnSignIn(ctx, a, &n)
-	case host.ActRDPSignIn:
-		n.add("RDP with WebAuthn redirection: the in-session browser sign-in reaches the local key")
+	case host.ActRemoteSignIn:
+		n.add("%s with %s redirection: the browser sign-in inside the session reaches the local key", remoteName[via(a)], redirectionName[via(a)])
 		out, err = h.webauthnSignIn(ctx, a, &n)
+	case host.ActRegisterOtherSite:
+		out, err = h.registerOtherSite(ctx, a, &n)
 	case host.ActSetPIN:
 		out, err = h.setPIN(ctx, a, &n)
 	case host.ActChangePIN:
@@ -225,6 +232,22 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 		return result.Outcome{}, n, fmt.Errorf("winmodel: unknown action %q", a.Name)
 	}
 	return out, n, err
+}
+
+var (
+	remoteName      = map[string]string{"rdp": "Remote Desktop", "vdi": "Azure Virtual Desktop (VDI over RDP)", "citrix": "Citrix HDX"}
+	redirectionName = map[string]string{"rdp": "WebAuthn", "vdi": "WebAuthn", "citrix": "FIDO2"}
+)
+
+// withArg returns a copy of args with k set to v.
+func withArg(args map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for key, val := range args {
+		if key != k {
+			out[key] = val
+		}
+	}
+	return out
 }
 
 // wait lets time pass: on a key with its own clock (host.Clock) the clock moves forward, so a
