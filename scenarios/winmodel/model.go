@@ -46,6 +46,7 @@ type Target struct {
 	roots   []*x509.Certificate
 	without []string // rule ids left out (WithoutRule)
 	rules   []Rule
+	probes  []Probe // extra requests per path (WithProbes)
 
 	mu      sync.Mutex
 	tenants map[host.Key]*entra.Tenant // one organisation per key: every device of a case shares it
@@ -83,7 +84,7 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: tenant: %w", err)
 	}
-	h := &Host{cfg: cfg, key: key, rules: t.rules, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
+	h := &Host{cfg: cfg, key: key, rules: t.rules, probes: t.probes, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return nil, fmt.Errorf("winmodel: device salt: %w", err)
 	}
@@ -132,6 +133,7 @@ type Host struct {
 	cfg    host.Config
 	key    host.Key
 	rules  []Rule
+	probes []Probe
 	tenant *entra.Tenant
 	online bool
 	// session is the account signed in on the device ("" after sign-out); unlock needs it.

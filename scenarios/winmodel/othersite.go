@@ -32,6 +32,9 @@ func (h *Host) registerOtherSite(ctx context.Context, a host.Action, n *notes) (
 	if out != nil || err != nil {
 		return deref(out), err
 	}
+	if o, err := h.probe(ctx, PathBrowserRegister, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	if rk, _ := info.Option("rk"); !rk {
 		return fail(host.CodeNoResidentKeys, "getInfo options.rk is not true: no passkey for "+rpID), nil
 	}
@@ -62,6 +65,9 @@ func (h *Host) registerOtherSite(ctx context.Context, a host.Action, n *notes) (
 			req.Options = &ctap.Options{}
 		}
 		req.Options.UV = opts.UV
+	}
+	if o, err := h.probe(ctx, PathBrowserRegister, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
 	}
 	res, err := c.MakeCredential(ctx, req)
 	if err != nil {

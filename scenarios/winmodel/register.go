@@ -60,6 +60,9 @@ func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Ou
 	if o := requirementsFromInfo(info, n); o != nil {
 		return *o, nil
 	}
+	if o, err := h.probe(ctx, PathBrowserRegister, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	if set, has := info.Option("clientPin"); has && !set {
 		if a.PIN == "" {
 			return fail(host.CodePINRequired, "the key has no PIN and none was typed"), nil
@@ -89,6 +92,9 @@ func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Ou
 			req.Options = &ctap.Options{}
 		}
 		req.Options.UV = opts.UV
+	}
+	if o, err := h.probe(ctx, PathBrowserRegister, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
 	}
 	res, err := c.MakeCredential(ctx, req)
 	if err != nil {

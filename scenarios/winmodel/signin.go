@@ -35,6 +35,9 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 	if out != nil || err != nil {
 		return deref(out), err
 	}
+	if o, err := h.probe(ctx, PathLogon, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
+	}
 
 	var (
 		nonce *entra.Nonce
@@ -72,6 +75,9 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 		req.Extensions = &ctap.GetAssertionExtensions{HMACSecret: in}
 	} else {
 		n.add("the key lacks hmac-secret (getInfo): no offline secret can be used or cached")
+	}
+	if o, err := h.probe(ctx, PathLogon, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
 	}
 	first, err := c.GetAssertion(ctx, req)
 	if err != nil {
@@ -181,6 +187,9 @@ func (h *Host) webauthnSignIn(ctx context.Context, a host.Action, n *notes) (res
 	if out != nil || err != nil {
 		return deref(out), err
 	}
+	if o, err := h.probe(ctx, PathBrowserSignIn, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	nonce, err := h.tenant.IssueNonce()
 	if err != nil {
 		return result.Outcome{}, err
@@ -191,6 +200,9 @@ func (h *Host) webauthnSignIn(ctx context.Context, a host.Action, n *notes) (res
 		return deref(o), err
 	}
 	req.PinUvAuthParam, req.PinUvAuthProtocol, req.Options = v.apply(req.ClientDataHash)
+	if o, err := h.probe(ctx, PathBrowserSignIn, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	list, err := c.Assertions(ctx, req)
 	if err != nil {
 		return outcomeOf("getAssertion", err)
