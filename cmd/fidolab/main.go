@@ -22,6 +22,8 @@ usage:
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
   fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
                   [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+                  [--transport uhid [--uhid /dev/uhid]]   (Linux: the key as a local HID device)
+                  [--transport gadget [--udc NAME] [--configfs DIR] [--gadget-name NAME]]   (Linux: a USB gadget)
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona

@@ -67,8 +67,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 
 	errc := make(chan error, 2)
 	where := *listen
+	stopped := func() error { return nil }
 	if isDeviceTransport(*transport) {
-		if where, err = serveDevice(ctx, *transport, dev, k, logger, stderr, errc); err != nil {
+		if where, stopped, err = serveDevice(ctx, *transport, dev, k, logger, stderr, errc); err != nil {
 			return err
 		}
 	} else {
@@ -103,7 +104,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stderr, "fidolab: shutting down")
-		return nil
+		return stopped()
 	case err := <-errc:
 		return err
 	}
