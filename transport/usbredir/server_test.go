@@ -270,7 +270,9 @@ func TestMalformedPacketEndsOnlyThatConnection(t *testing.T) {
 	_, err = g.ReadReport(ctx(t))
 	require.Error(t, err, "the server hung up")
 	g.Close()
-	require.Eventually(t, func() bool { return bytes.Contains([]byte(r.logs.String()), []byte("set_configuration with length 3, want 1")) },
+	require.Eventually(t, func() bool {
+		return bytes.Contains([]byte(r.logs.String()), []byte("set_configuration with length 3, want 1"))
+	},
 		5*time.Second, 10*time.Millisecond)
 
 	// The key is still served, and the next guest gets it.
