@@ -1,7 +1,7 @@
 // Command fidolab is a software FIDO2 security key and the lab around it.
 //
 //	fidolab run      replay the Windows FIDO2 sign-in document's cases against the Windows model
-//	fidolab serve    serve an emulated key (socket, usb-redir or USB/IP transport; control API)
+//	fidolab serve    serve an emulated key (socket, usb-redir, USB/IP, UHID or gadget transport; control API)
 //	fidolab key      inspect or edit a key's state file
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
@@ -20,7 +20,7 @@ const usage = `fidolab — a software FIDO2 security key and the lab around it
 usage:
   fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
-  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket|usbredir|usbip] [--listen unix:PATH|tcp:127.0.0.1:PORT]
+  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket|usbredir|usbip|uhid|gadget] [--listen unix:PATH|tcp:127.0.0.1:PORT]
                   [--allow-remote] [--busid 1-1] [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE

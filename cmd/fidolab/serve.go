@@ -30,6 +30,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
+	dev := deviceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usagef("--transport %q: want one of %s", *transport, transportNames())
 	}
-	eo := exposeOptions{listen: *listen, allowRemote: *allowRemote, busID: *busID, logger: logger, stderr: stderr}
+	eo := exposeOptions{listen: *listen, allowRemote: *allowRemote, busID: *busID, device: dev, logger: logger, stderr: stderr}
 	if eo.listen == "" {
 		eo.listen = exp.defaultListen
 	}

@@ -18,9 +18,10 @@ import (
 
 // exposeOptions are the serve flags a transport may use.
 type exposeOptions struct {
-	listen      string // --listen, "" for the transport's default
-	allowRemote bool   // --allow-remote
-	busID       string // --busid (usbip)
+	listen      string      // --listen, "" for the transport's default
+	allowRemote bool        // --allow-remote
+	busID       string      // --busid (usbip)
+	device      *deviceOpts // --uhid, --udc, --configfs, --gadget-name (uhid, gadget)
 	logger      *slog.Logger
 	stderr      io.Writer
 }
@@ -33,8 +34,22 @@ type exposer struct {
 	start         func(ctx context.Context, k *emulator.Key, o exposeOptions) (serve func() error, where string, err error)
 }
 
+// deviceExposer is the uhid or gadget transport: the key becomes a device of this machine's kernel.
+func deviceExposer(name string) exposer {
+	return exposer{start: func(ctx context.Context, k *emulator.Key, o exposeOptions) (func() error, string, error) {
+		errc := make(chan error, 1)
+		where, err := serveDevice(ctx, name, o.device, k, o.logger, o.stderr, errc)
+		if err != nil {
+			return nil, "", err
+		}
+		return func() error { return <-errc }, where, nil
+	}}
+}
+
 // exposers are the --transport values. Each transport registers here.
 var exposers = map[string]exposer{
+	"uhid":   deviceExposer("uhid"),
+	"gadget": deviceExposer("gadget"),
 	"socket": {
 		defaultListen: "unix:fidolab.sock",
 		start: func(ctx context.Context, k *emulator.Key, o exposeOptions) (func() error, string, error) {
