@@ -31,13 +31,11 @@ func deviceFlags(fs *flag.FlagSet) *deviceOpts {
 	return o
 }
 
-func isDeviceTransport(t string) bool { return t == "uhid" || t == "gadget" }
-
-// serveDevice starts the uhid or gadget transport for k, following the key's plug state. It
-// returns where the key is, and a function that, once ctx has ended, waits for the transport to
-// take the device away from the host (a gadget's configfs tree must not outlive the process).
+// serveDevice prepares the uhid or gadget transport for k, following the key's plug state. It
+// returns the serve loop (it returns once ctx has ended and the device is gone from the host) and
+// where the key is.
 func serveDevice(ctx context.Context, transport string, o *deviceOpts, k *emulator.Key, logger *slog.Logger,
-	stderr io.Writer, errc chan<- error) (string, func() error, error) {
+	stderr io.Writer) (func() error, string, error) {
 	id := usbdev.FromPersona(k.Persona.HID)
 	start := time.Now()
 	switch transport {
@@ -48,7 +46,7 @@ func serveDevice(ctx context.Context, transport string, o *deviceOpts, k *emulat
 					node, time.Since(start).Round(10*time.Microsecond), sinceCreate.Round(10*time.Microsecond))
 			}})
 		follow(k, u.SetPlugged, logger)
-		return fmt.Sprintf("UHID %s (vid:pid %04x:%04x)", o.uhidPath, id.VendorID, id.ProductID), runTransport(ctx, u.Run, errc), nil
+		return func() error { return u.Run(ctx) }, fmt.Sprintf("UHID %s (vid:pid %04x:%04x)", o.uhidPath, id.VendorID, id.ProductID), nil
 	case "gadget":
 		g, err := gadget.New(k.Device, gadget.Config{Identity: id, Configfs: o.configfs, UDC: o.udc, Name: o.gadget,
 			Logger: logger, OnReady: func(hidg string) {
@@ -56,37 +54,16 @@ func serveDevice(ctx context.Context, transport string, o *deviceOpts, k *emulat
 					hidg, time.Since(start).Round(10*time.Microsecond))
 			}})
 		if err != nil {
-			return "", nil, err
+			return nil, "", err
 		}
 		follow(k, g.SetPlugged, logger)
-		return fmt.Sprintf("USB gadget %s (vid:pid %04x:%04x)", g.Dir(), id.VendorID, id.ProductID), runTransport(ctx, g.Run, errc), nil
+		return func() error { return g.Run(ctx) }, fmt.Sprintf("USB gadget %s (vid:pid %04x:%04x)", g.Dir(), id.VendorID, id.ProductID), nil
 	}
-	return "", nil, usagef("--transport %q", transport)
+	return nil, "", usagef("--transport %q", transport)
 }
 
 // transportStopTimeout bounds the wait for a transport to clean up at shutdown.
 const transportStopTimeout = 10 * time.Second
-
-// runTransport starts a transport's Run: an error while ctx is alive goes to errc (serve fails with it);
-// the returned function waits for Run to end after ctx did, and returns its error.
-func runTransport(ctx context.Context, fn func(context.Context) error, errc chan<- error) func() error {
-	done := make(chan error, 1)
-	go func() {
-		err := fn(ctx)
-		done <- err
-		if err != nil && ctx.Err() == nil {
-			errc <- err
-		}
-	}()
-	return func() error {
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(transportStopTimeout):
-			return fmt.Errorf("transport did not stop within %v", transportStopTimeout)
-		}
-	}
-}
 
 // follow makes the transport show the key's unplug and replug (control API, faults) to the host.
 func follow(k *emulator.Key, set func(bool) error, logger *slog.Logger) {

@@ -18,7 +18,7 @@ func TestServeDeviceTransportErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--transport", "bogus"}, 2, "want socket, uhid or gadget"},
+		{[]string{"--transport", "bogus"}, 2, "want one of .*gadget.*uhid"},
 		{[]string{"--transport", "uhid", "--uhid", filepath.Join(dir, "uhid")}, 1, "modprobe uhid"},
 		{[]string{"--transport", "gadget", "--configfs", dir}, 1, "no USB device controller|libcomposite"},
 		{[]string{"--transport", "gadget", "--gadget-name", "../x"}, 1, "not a plain directory name"},
