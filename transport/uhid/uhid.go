@@ -156,7 +156,7 @@ func (u *Device) Run(ctx context.Context) error {
 	}
 	u.mu.Unlock()
 	if cerr != nil {
-		f.Close()
+		u.shutdown()
 		return cerr
 	}
 	stop := context.AfterFunc(ctx, u.shutdown)
