@@ -21,9 +21,10 @@
 // RunT skips the test with the reason when this machine cannot run a guest (QEMU, busybox-static,
 // fido2-tools, usbip or apt's kernel package missing) and fails it instead under CI=true, where
 // .ci/deps installs them. Outside tests, Run(ctx, Config) returns (Result, error). Name VM tests
-// TestVM…: `go tool task vmtest` runs `go test -run ^TestVM` over the module. Guests run in parallel
-// (t.Parallel is fine); at most Slots() of them at once across all processes (FIDOLAB_VM_JOBS,
-// default the CPU count), so a loaded `go test ./...` does not push guests into their timeouts.
+// TestVM…: `go tool -modfile=tools/go.mod task vmtest` runs `go test -run ^TestVM` over the
+// module. Guests run in parallel (t.Parallel is fine); at most Slots() of them at once across all
+// processes (FIDOLAB_VM_JOBS, default the CPU count), so a loaded `go test ./...` does not push
+// guests into their timeouts.
 //
 // # The guest
 //
