@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -106,6 +107,8 @@ type Device struct {
 	lockUntil time.Time
 
 	unpowered bool // unplugged: reports from hosts go nowhere
+
+	tap atomic.Pointer[tapBox] // observes new ports (tap.go)
 }
 
 // NewDevice returns a Device that serves h.

@@ -23,6 +23,7 @@ type outMsg struct {
 type Port struct {
 	d   *Device
 	out func(report []byte)
+	tap PortTap // nil unless the device has a tap (tap.go)
 
 	qmu     sync.Mutex
 	cond    *sync.Cond
@@ -39,7 +40,7 @@ type Port struct {
 // Open connects a host to the device. out receives every report the device sends to this host; the
 // slice is reused after out returns, so out must copy what it keeps. out must not call Close.
 func (d *Device) Open(out func(report []byte)) *Port {
-	p := &Port{d: d, out: out, exited: make(chan struct{})}
+	p := &Port{d: d, out: out, exited: make(chan struct{}), tap: d.openTap()}
 	p.cond = sync.NewCond(&p.qmu)
 	go p.writer()
 	return p
@@ -49,6 +50,7 @@ func (d *Device) Open(out func(report []byte)) *Port {
 // 65-byte write with a leading report ID included) is dropped without an answer, as a USB HID device
 // never sees such a transfer. Input does not block on the handler or on output.
 func (p *Port) Input(report []byte) {
+	p.tapInput(report)
 	if len(report) != ReportSize {
 		return
 	}
@@ -80,6 +82,7 @@ func (p *Port) Close() {
 	p.qmu.Unlock()
 	p.d.portClosed(p)
 	<-p.exited
+	p.tapClosed()
 }
 
 func (p *Port) send(cid uint32, cmd byte, payload []byte) {
@@ -131,6 +134,7 @@ func (p *Port) writeReport(r []byte) error {
 	if closed {
 		return errPortClosed
 	}
+	p.tapOutput(r)
 	p.out(r)
 	return nil
 }
