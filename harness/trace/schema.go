@@ -44,8 +44,8 @@ func names(kv ...any) *schema {
 	return s
 }
 
-func secret(name string) *field             { return &field{name: name, secret: true} }
-func nested(name string, s *schema) *field  { return &field{name: name, child: s} }
+func secret(name string) *field                   { return &field{name: name, secret: true} }
+func nested(name string, s *schema) *field        { return &field{name: name, child: s} }
 func enum(name string, v map[int64]string) *field { return &field{name: name, values: v} }
 
 var (
