@@ -370,3 +370,19 @@ func (d Decoder) u2fResponse(m *Message, apdu []byte, ins byte) {
 		m.Summary = fmt.Sprintf("%d data bytes", len(data))
 	}
 }
+
+// Diag renders any CBOR item in diagnostic notation, without names or redaction: for payloads
+// that are not CTAP messages (an event log's API-level blobs). Undecodable input is described
+// by its size.
+func Diag(data []byte) string {
+	n, err := walk(data, 0)
+	if n == nil {
+		return fmt.Sprintf("<%d bytes, not CBOR: %v>", len(data), err)
+	}
+	r := renderer{msg: data}
+	r.render(n, nil)
+	if err != nil {
+		return r.sb.String() + fmt.Sprintf(" <and %d more bytes>", len(data)-n.end)
+	}
+	return r.sb.String()
+}

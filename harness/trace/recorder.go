@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +75,10 @@ func (r *Recorder) Mark(src int, text string) {
 
 // Source starts a new stream: a source record is written and the stream's reports are
 // attributed to it.
-func (r *Recorder) Source(s Source) *Stream {
+func (r *Recorder) Source(s Source) *Stream { return r.SourceAt(r.now(), s) }
+
+// SourceAt is Source with the source record's time given (an imported event's time).
+func (r *Recorder) SourceAt(t time.Time, s Source) *Stream {
 	r.mu.Lock()
 	r.nextSrc++
 	st := &Stream{r: r, id: r.nextSrc, pending: map[uint32][]*pending{}}
@@ -82,7 +86,7 @@ func (r *Recorder) Source(s Source) *Stream {
 	st.dirs[1].buf = map[uint32][]heldReport{}
 	r.streams[st] = struct{}{}
 	r.mu.Unlock()
-	_ = r.w.Write(&Record{Type: TypeSource, T: r.now(), Src: st.id, Side: s.Side, Transport: s.Transport,
+	_ = r.w.Write(&Record{Type: TypeSource, T: t, Src: st.id, Side: s.Side, Transport: s.Transport,
 		Endpoint: s.Endpoint, Peer: s.Peer, Process: s.Process, Case: s.Case, Device: s.Device})
 	return st
 }
@@ -399,39 +403,60 @@ func (s *Stream) writeExchange(cid uint32, p *pending, resp *Message, errText st
 	_ = s.r.w.Flush()
 }
 
-// Exchange writes an exchange that came without reports (an event log): req and resp are whole
-// CTAPHID payloads (resp may be nil). hid is the CTAPHID command they travelled in, or 0 for
-// "unknown framing" (they are decoded as CTAP2 then).
-func (s *Stream) Exchange(reqT time.Time, req []byte, respT time.Time, resp []byte, hid byte, errText string) (*Record, error) {
+// Unframed is an exchange that came without reports (an event log): whole CTAPHID payloads.
+type Unframed struct {
+	ReqT, RespT time.Time
+	Req, Resp   []byte // nil when absent
+	// HID and RespHID are the CTAPHID commands the messages travelled in; 0 means the framing
+	// is unknown (CTAP2 CBOR is assumed, and the messages say "-").
+	HID, RespHID byte
+	// RespNote explains how the response was read (e.g. a status byte that was inferred).
+	RespNote    string
+	Error       string
+	Transaction string
+	Fields      map[string]string
+}
+
+// Exchange writes an exchange that came without reports, decoded and redacted like a recorded one.
+func (s *Stream) Exchange(u Unframed) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmd := hid
-	if cmd == 0 {
-		cmd = ctaphid.CmdCBOR
+	hid, rhid := u.HID, u.RespHID
+	if hid == 0 {
+		hid = ctaphid.CmdCBOR
+	}
+	if rhid == 0 {
+		rhid = hid
 	}
 	p := &pending{}
-	if req != nil {
-		p.req, _ = s.r.dec.Request(reqT, 0, cmd, req)
-		if hid == 0 {
-			p.req.HID, p.req.CID = "-", ""
+	if u.Req != nil {
+		p.req, _ = s.r.dec.Request(u.ReqT, 0, hid, u.Req)
+		p.req.CID = ""
+		if u.HID == 0 {
+			p.req.HID = "-"
 		}
 	}
 	var m *Message
-	if resp != nil {
-		m, _ = s.r.dec.Response(respT, 0, cmd, resp, p.req)
-		if hid == 0 {
-			m.HID, m.CID = "-", ""
+	if u.Resp != nil {
+		m, _ = s.r.dec.Response(u.RespT, 0, rhid, u.Resp, p.req)
+		m.CID = ""
+		if u.RespHID == 0 && u.HID == 0 {
+			m.HID = "-"
+		}
+		if u.RespNote != "" {
+			m.Error = strings.TrimPrefix(m.Error+"; "+u.RespNote, "; ")
 		}
 	}
 	s.n++
-	rec := &Record{Type: TypeExchange, Src: s.id, N: s.n, Request: p.req, Response: m, Error: errText, T: reqT}
-	if req == nil {
-		rec.T = respT
+	rec := &Record{Type: TypeExchange, Src: s.id, N: s.n, Request: p.req, Response: m, Error: u.Error, T: u.ReqT,
+		Transaction: u.Transaction, Fields: u.Fields}
+	if u.Req == nil {
+		rec.T = u.RespT
 	}
-	if req != nil && resp != nil && !respT.Before(reqT) {
-		rec.DurationUS = respT.Sub(reqT).Microseconds()
+	if u.Req != nil && u.Resp != nil && !u.RespT.Before(u.ReqT) {
+		rec.DurationUS = u.RespT.Sub(u.ReqT).Microseconds()
 	}
-	return rec, s.r.w.Write(rec)
+	return s.r.w.Write(rec)
 }
 
 // CommandOf returns the CTAP2 command of a decoded request, 0 if it is not one.
