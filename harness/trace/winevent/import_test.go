@@ -242,7 +242,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, in, want string
-		line       int
+		line           int
 	}{
 		{"unclosed", "<Event><System><EventID>1003</EventID></System>\n<EventData>", "unexpected EOF", 2},
 		{"no event id", "<Event>\n<System><EventID>abc</EventID></System></Event>", "numeric EventID", 1},
