@@ -16,6 +16,7 @@ import (
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/user"
+	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/transport/socket"
 )
 
@@ -28,6 +29,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,6 +59,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer k.Close()
+	// Recorded at the device, so any transport serving k.Device is traced alike.
+	rec, endTrace, err := tf.open("fidolab serve", stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = endTrace() }()
+	if rec != nil {
+		k.Device.SetTap(rec.DeviceTap(trace.Source{Transport: *transport, Endpoint: *listen,
+			Device: k.Persona.Name + " " + k.Persona.AAGUID.String()}))
+	}
 	if _, manual := pol.(*user.Switch); manual {
 		k.User.Hold(false)
 	}

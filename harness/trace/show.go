@@ -112,6 +112,21 @@ func showExchange(w io.Writer, x *Record) bool {
 		fmt.Fprintf(w, "  %.2f ms", float64(x.DurationUS)/1000)
 	}
 	fmt.Fprintln(w)
+	if x.Transaction != "" || len(x.Fields) > 0 {
+		keys := make([]string, 0, len(x.Fields))
+		for k := range x.Fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		if x.Transaction != "" {
+			parts = append(parts, "transaction "+x.Transaction)
+		}
+		for _, k := range keys {
+			parts = append(parts, k+" "+x.Fields[k])
+		}
+		fmt.Fprintf(w, "    · %s\n", strings.Join(parts, " · "))
+	}
 	showMessage(w, "→", req)
 	showMessage(w, "←", resp)
 	if x.Keepalives > 0 {

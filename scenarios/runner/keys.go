@@ -88,10 +88,37 @@ func (f *inprocFactory) Close() error {
 	return nil
 }
 
+// connWrapping keys let the runner wrap the host connections they open (Options.WrapConn).
+type connWrapping interface {
+	setConnWrapper(func(ctaphid.ReportConn) ctaphid.ReportConn)
+}
+
+type connWrapper struct {
+	mu   sync.Mutex
+	wrap func(ctaphid.ReportConn) ctaphid.ReportConn
+}
+
+func (w *connWrapper) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	w.mu.Lock()
+	w.wrap = f
+	w.mu.Unlock()
+}
+
+func (w *connWrapper) wrapConn(c ctaphid.ReportConn) ctaphid.ReportConn {
+	w.mu.Lock()
+	f := w.wrap
+	w.mu.Unlock()
+	if f == nil {
+		return c
+	}
+	return f(c)
+}
+
 // inprocKey is an emulated key whose clock the runner controls: a `wait` step advances it
 // instead of sleeping, so the reset window is tested in microseconds.
 type inprocKey struct {
 	*emulator.Key
+	connWrapper
 	offset atomic.Int64 // nanoseconds added to the wall clock
 
 	mu    sync.Mutex
@@ -117,7 +144,7 @@ func (k *inprocKey) Advance(d time.Duration) { k.offset.Add(int64(d)) }
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
 
 func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn := k.Connect()
+	conn := k.wrapConn(k.Connect())
 	k.mu.Lock()
 	k.conns = append(k.conns, conn)
 	k.mu.Unlock()
@@ -208,6 +235,7 @@ func (f *externalFactory) Sequential() bool { return true }
 func (f *externalFactory) Close() error     { return nil }
 
 type externalKey struct {
+	connWrapper
 	f     *externalFactory
 	mu    sync.Mutex
 	conns []ctaphid.ReportConn
@@ -218,6 +246,7 @@ func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*c
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
 	}
+	conn = k.wrapConn(conn)
 	k.mu.Lock()
 	k.conns = append(k.conns, conn)
 	k.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -34,6 +35,9 @@ type Options struct {
 	Progress func(done, total int, c *result.Case)
 	// CaseTimeout bounds one case; 0 means one minute.
 	CaseTimeout time.Duration
+	// WrapConn, when set, wraps every host connection a case opens to its key, with the case's
+	// label ("id@version"): fidolab run --trace records through it.
+	WrapConn func(caseLabel string, c ctaphid.ReportConn) ctaphid.ReportConn
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
@@ -170,6 +174,10 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 		return rc
 	}
 	defer inner.Close()
+	if w, ok := inner.(connWrapping); ok && opts.WrapConn != nil {
+		label := c.ID + "@" + c.Version.Name
+		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, conn) })
+	}
 	key := &recKey{Key: inner}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
