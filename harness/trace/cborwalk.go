@@ -1,9 +1,12 @@
 package trace
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -49,94 +52,118 @@ func (n *node) content() Span { return Span{n.start + n.head, n.end} }
 
 // keyOf returns a map key as int64 or string, or nil for other kinds of key.
 func (n *node) keyOf() any {
-	var v any
-	if walkDec.Unmarshal(n.raw, &v) != nil {
-		return nil
+	if v, ok := n.intValue(); ok {
+		return v
 	}
-	switch k := v.(type) {
-	case uint64:
-		if k <= 1<<62 {
-			return int64(k)
-		}
-	case int64, string:
-		return k
+	if n.major == 3 && n.head > 0 && n.raw[0]&0x1f != 31 {
+		return string(n.raw[n.head:])
 	}
 	return nil
 }
 
 // intValue returns an integer item's value.
 func (n *node) intValue() (int64, bool) {
-	var v any
-	if walkDec.Unmarshal(n.raw, &v) != nil {
+	if n.major > 1 {
 		return 0, false
 	}
-	switch k := v.(type) {
-	case uint64:
-		return int64(k), k <= 1<<62
-	case int64:
-		return k, true
+	arg, _, definite := itemHead(n.raw)
+	if !definite || arg > 1<<62 {
+		return 0, false
 	}
-	return 0, false
+	if n.major == 1 {
+		return -1 - int64(arg), true
+	}
+	return int64(arg), true
 }
 
 var errTrailing = errors.New("trailing bytes after the CBOR item")
 
-// walk parses one CBOR item that fills data exactly; base is data's offset in the message.
+// walk parses one CBOR item that fills data exactly; base is data's offset in the message. The
+// codec checks the item (well-formed, within the limits) once; the walker then only measures
+// the items inside it.
 func walk(data []byte, base int) (*node, error) {
-	n, rest, err := walkFirst(data, base, 0)
+	var raw cbor.RawMessage
+	rest, err := walkDec.UnmarshalFirst(data, &raw)
 	if err != nil {
 		return nil, err
 	}
+	n, _ := build(data[:len(data)-len(rest)], 0, base, 0)
 	if len(rest) != 0 {
 		return n, fmt.Errorf("%w (%d)", errTrailing, len(rest))
 	}
 	return n, nil
 }
 
-func walkFirst(data []byte, base, depth int) (*node, []byte, error) {
-	var raw cbor.RawMessage
-	rest, err := walkDec.UnmarshalFirst(data, &raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	size := len(data) - len(rest)
-	n := &node{start: base, end: base + size, major: data[0] >> 5, raw: data[:size]}
-	count, head, definite := itemHead(data)
+// build makes the node of the well-formed item at data[i:] and returns it with its end.
+func build(data []byte, i, base, depth int) (*node, int) {
+	end := skip(data, i, 0)
+	n := &node{start: base + i, end: base + end, major: data[i] >> 5, raw: data[i:end]}
+	count, head, definite := itemHead(data[i:end])
 	n.head = head
 	if !definite || depth >= walkMaxDepth {
-		return n, rest, nil
+		return n, end
 	}
-	body := data[head:size]
-	off := base + head
+	j := i + head
 	switch n.major {
 	case 4:
-		for range count {
-			e, r, err := walkFirst(body, off, depth+1)
-			if err != nil {
-				return nil, nil, err
-			}
-			off += len(body) - len(r)
-			body = r
+		for k := uint64(0); k < count && j < end; k++ {
+			var e *node
+			e, j = build(data, j, base, depth+1)
 			n.elems = append(n.elems, e)
 		}
 	case 5:
-		for range count {
-			k, r, err := walkFirst(body, off, depth+1)
-			if err != nil {
-				return nil, nil, err
+		for k := uint64(0); k < count && j < end; k++ {
+			var key, val *node
+			key, j = build(data, j, base, depth+1)
+			if j >= end {
+				break
 			}
-			off += len(body) - len(r)
-			body = r
-			v, r, err := walkFirst(body, off, depth+1)
-			if err != nil {
-				return nil, nil, err
-			}
-			off += len(body) - len(r)
-			body = r
-			n.pairs = append(n.pairs, pair{k, v})
+			val, j = build(data, j, base, depth+1)
+			n.pairs = append(n.pairs, pair{key, val})
 		}
 	}
-	return n, rest, nil
+	return n, end
+}
+
+// skip returns the end of the well-formed item at data[i:] (RFC 8949 §3). It never reads past
+// data: on anything else it returns len(data).
+func skip(data []byte, i, depth int) int {
+	if i >= len(data) || depth > walkMaxDepth {
+		return len(data)
+	}
+	arg, head, definite := itemHead(data[i:])
+	major := data[i] >> 5
+	if i+head > len(data) {
+		return len(data)
+	}
+	j := i + head
+	if !definite && major >= 2 && major <= 5 {
+		for j < len(data) && data[j] != 0xFF { // chunks or items until the break code
+			j = skip(data, j, depth+1)
+			if major == 5 {
+				j = skip(data, j, depth+1)
+			}
+		}
+		return min(j+1, len(data))
+	}
+	switch major {
+	case 2, 3:
+		if arg > uint64(len(data)-j) {
+			return len(data)
+		}
+		return j + int(arg)
+	case 4, 5:
+		if major == 5 {
+			arg *= 2
+		}
+		for k := uint64(0); k < arg && j < len(data); k++ {
+			j = skip(data, j, depth+1)
+		}
+		return j
+	case 6:
+		return skip(data, j, depth+1)
+	}
+	return j // 0, 1, 7: the head is the whole item
 }
 
 // itemHead reads the head of a well-formed item: the argument (a count or length), the head's
@@ -152,6 +179,9 @@ func itemHead(b []byte) (arg uint64, size int, definite bool) {
 		return 0, 1, false
 	}
 	size = 1 << (ai - 24) // 1, 2, 4 or 8 bytes follow
+	if len(b) < 1+size {
+		return 0, len(b), false
+	}
 	for _, c := range b[1 : 1+size] {
 		arg = arg<<8 | uint64(c)
 	}
@@ -223,6 +253,9 @@ func (r *renderer) render(n *node, s *schema) {
 func (r *renderer) leaf(n *node) {
 	red := r.overlap(Span{n.start, n.end})
 	if len(red) == 0 {
+		if r.fastLeaf(n) {
+			return
+		}
 		s, err := diagMode.Diagnose(n.raw)
 		if err != nil {
 			s = fmt.Sprintf("<%d bytes: %v>", len(n.raw), err)
@@ -242,6 +275,35 @@ func (r *renderer) leaf(n *node) {
 		return
 	}
 	fmt.Fprintf(&r.sb, "<redacted %d bytes>", n.end-n.start)
+}
+
+// fastLeaf renders the common kinds of item directly; it returns false for the others (floats,
+// tags, indefinite lengths), which the codec's Diagnose renders.
+func (r *renderer) fastLeaf(n *node) bool {
+	var buf [64]byte
+	switch {
+	case n.major <= 1:
+		v, ok := n.intValue()
+		if !ok {
+			return false
+		}
+		r.sb.Write(strconv.AppendInt(buf[:0], v, 10))
+	case n.major == 2 && n.raw[0]&0x1f != 31:
+		r.sb.WriteString("h'")
+		r.sb.WriteString(hex.EncodeToString(n.raw[n.head:]))
+		r.sb.WriteByte('\'')
+	case n.major == 3 && n.raw[0]&0x1f != 31 && utf8.Valid(n.raw[n.head:]):
+		r.sb.Write(appendString(buf[:0], string(n.raw[n.head:])))
+	case n.raw[0] == 0xf4:
+		r.sb.WriteString("false")
+	case n.raw[0] == 0xf5:
+		r.sb.WriteString("true")
+	case n.raw[0] == 0xf6:
+		r.sb.WriteString("null")
+	default:
+		return false
+	}
+	return true
 }
 
 func (r *renderer) overlap(s Span) []Span {

@@ -16,7 +16,7 @@ import (
 type Writer struct {
 	mu     sync.Mutex
 	bw     *bufio.Writer
-	enc    *json.Encoder
+	buf    []byte // one encoded record, reused
 	n      int
 	err    error
 	closed bool
@@ -32,7 +32,7 @@ func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	tw := &Writer{bw: bw, enc: enc}
+	tw := &Writer{bw: bw}
 	if err := enc.Encode(h); err != nil {
 		return nil, fmt.Errorf("trace: writing header: %w", err)
 	}
@@ -60,7 +60,8 @@ func (w *Writer) write(r *Record) error {
 		return w.err
 	}
 	r.T = r.T.UTC()
-	if err := w.enc.Encode(r); err != nil {
+	w.buf = append(appendRecord(w.buf[:0], r), '\n')
+	if _, err := w.bw.Write(w.buf); err != nil {
 		w.err = fmt.Errorf("trace: writing record %d: %w", w.n+1, err)
 		return w.err
 	}

@@ -326,8 +326,16 @@ func (im *importer) exchange(t *txn, q, a *Event, errText string) {
 			u.Resp, u.RespNote = withStatus(resp)
 		}
 	}
-	if u.Req == nil && u.Resp == nil && errText == "" && u.Error == "" {
-		errText = "the events carry no request or response bytes"
+	if u.Req == nil && u.Resp == nil {
+		// Nothing to decode: the events stay events, saying why.
+		why := strings.TrimPrefix(errText+"; the event carries no request or response bytes", "; ")
+		if q != nil {
+			im.event(q, stream.ID(), true, why)
+		}
+		if a != nil && a != q {
+			im.event(a, stream.ID(), true, why)
+		}
+		return
 	}
 	if errText != "" {
 		u.Error = strings.TrimPrefix(u.Error+"; "+errText, "; ")
