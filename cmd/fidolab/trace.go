@@ -20,7 +20,7 @@ import (
 
 const traceUsage = `usage:
   fidolab trace show [--json] [--reports] TRACE            a readable transcript (--json: one JSON document)
-  fidolab trace pcap TRACE OUT.pcapng                      pcapng (USB, usbmon) for Wireshark and tshark
+  fidolab trace pcap [--lua OUT.lua] TRACE OUT.pcapng      pcapng (USB, usbmon) for Wireshark and tshark
   fidolab trace import [--process PID=NAME]... [--trace-secrets] EVENTS -o TRACE
                                                            a Windows WebAuthN event log (.evtx or XML) as a trace
 `
@@ -110,6 +110,7 @@ func traceShow(args []string, stdout, stderr io.Writer) error {
 
 func tracePcap(args []string, stderr io.Writer) error {
 	fs := newFlags("fidolab trace pcap", stderr)
+	lua := fs.String("lua", "", "also write a Wireshark Lua dissector naming CTAPHID and CTAP commands to this file")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -136,6 +137,20 @@ func tracePcap(args []string, stderr io.Writer) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	if *lua != "" {
+		lf, err := createOutput(*lua, []byte("-- CTAPHID and CTAP names"), 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = lf.Write(pcapng.Dissector())
+		if cerr := lf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "fidolab: wrote %s: open the capture with wireshark -X lua_script:%s\n", *lua, *lua)
 	}
 	fmt.Fprintf(stderr, "fidolab: wrote %s: %d packets, %d CTAPHID reports from %d key(s)", pos[1], st.Packets, st.Reports, st.Devices)
 	if st.Synthesized > 0 {

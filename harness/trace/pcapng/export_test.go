@@ -137,3 +137,26 @@ func TestExportLayout(t *testing.T) {
 	require.Equal(t, byte('C'), answer[8])
 	require.Equal(t, byte(0x81), answer[10], "IN endpoint")
 }
+
+// TestDissectorNamesCTAP loads the Lua dissector into tshark: the packet list then names the
+// CTAP2 commands the host sent and the statuses the key answered, as the trace does.
+func TestDissectorNamesCTAP(t *testing.T) {
+	t.Parallel()
+	bin := tshark(t)
+	out, _ := export(t, fixture)
+	lua := filepath.Join(t.TempDir(), "fidolab-ctaphid.lua")
+	require.NoError(t, os.WriteFile(lua, pcapng.Dissector(), 0o644))
+	cmd := exec.Command(bin, "-X", "lua_script:"+lua, "-r", out, "-T", "fields",
+		"-e", "fidolab.ctaphid.cmd", "-e", "fidolab.ctap.command", "-e", "fidolab.ctap.status")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	require.NoError(t, err, "tshark: %s", stderr.String())
+	s := string(stdout)
+	require.NotContains(t, stderr.String(), "Lua: Error", "the script loads")
+	for _, want := range []string{"authenticatorGetAssertion", "authenticatorClientPIN", "authenticatorMakeCredential",
+		"CTAP2_OK", "CTAP2_ERR_PIN_INVALID", "0x86", "0x90"} {
+		require.Contains(t, s, want)
+	}
+}
