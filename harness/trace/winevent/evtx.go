@@ -2,6 +2,7 @@ package winevent
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,6 +30,14 @@ func IsEVTX(head []byte) bool { return bytes.HasPrefix(head, evtxMagic) }
 // ParseEVTX reads the events of an EVTX file. A file the parser cannot read is an error; a
 // chunk that fails is reported with the events read before it.
 func ParseEVTX(r io.ReadSeeker) (events []Event, err error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("evtx: %w", err)
+	}
+	return parseEVTX(data)
+}
+
+func parseEVTX(data []byte) (events []Event, err error) {
 	defer func() {
 		// The parser reads untrusted bytes; it is bounds-checked, but a failure there must be an
 		// error for this file, never a crash of fidolab.
@@ -36,11 +45,16 @@ func ParseEVTX(r io.ReadSeeker) (events []Event, err error) {
 			err = fmt.Errorf("evtx: the parser failed on this file: %v", p)
 		}
 	}()
-	chunks, err := evtx.GetChunks(r)
+	chunks, err := evtx.GetChunks(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("evtx: %w", err)
 	}
+	var damaged []string
 	for i, c := range chunks {
+		if err := checkChunk(data, c.Offset); err != nil {
+			damaged = append(damaged, fmt.Sprintf("chunk %d: %v", i, err))
+			continue
+		}
 		recs, err := c.Parse(0)
 		for _, rec := range recs {
 			ev, ok := fromEVTX(rec)
@@ -55,7 +69,47 @@ func ParseEVTX(r io.ReadSeeker) (events []Event, err error) {
 			return events, fmt.Errorf("evtx: chunk %d: %w", i, err)
 		}
 	}
+	if len(damaged) > 0 {
+		return events, fmt.Errorf("evtx: damaged chunks skipped: %s", strings.Join(damaged, "; "))
+	}
 	return events, nil
+}
+
+// EVTX chunk layout (the parts checked before the parser sees a chunk).
+const (
+	chunkSize       = 64 << 10
+	chunkHeaderSize = 512
+	recordHeader    = 24
+)
+
+// checkChunk walks a chunk's record headers before the parser does: the record numbers in the
+// chunk header must fit the chunk, and every record must have its magic and a size that moves
+// forward inside the chunk. A damaged chunk (a record of size zero makes the parser read the same
+// record ten thousand times) is skipped and reported instead.
+func checkChunk(data []byte, off int64) error {
+	if off < 0 || off+chunkSize > int64(len(data)) {
+		return errors.New("truncated")
+	}
+	c := data[off : off+chunkSize]
+	first, last := binary.LittleEndian.Uint64(c[8:]), binary.LittleEndian.Uint64(c[16:])
+	if last < first || last-first >= chunkSize/recordHeader {
+		return fmt.Errorf("record numbers %d..%d do not fit a chunk", first, last)
+	}
+	p := chunkHeaderSize
+	for n := first; n <= last; n++ {
+		if p+recordHeader > chunkSize {
+			return fmt.Errorf("record %d starts past the chunk", n)
+		}
+		if string(c[p:p+4]) != "**\x00\x00" {
+			return fmt.Errorf("record %d at offset %d has no record magic", n, p)
+		}
+		size := int(binary.LittleEndian.Uint32(c[p+4:]))
+		if size < recordHeader || size > chunkSize-p {
+			return fmt.Errorf("record %d has size %d", n, size)
+		}
+		p += size
+	}
+	return nil
 }
 
 func fromEVTX(rec *evtx.EventRecord) (Event, bool) {

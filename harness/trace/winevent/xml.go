@@ -64,7 +64,7 @@ type xmlEvent struct {
 // mark, as PowerShell redirection and Event Viewer write it).
 func Parse(data []byte) ([]Event, error) {
 	if IsEVTX(data) {
-		return ParseEVTX(bytes.NewReader(data))
+		return parseEVTX(data)
 	}
 	data = toUTF8(data)
 	if !bytes.Contains(data[:min(len(data), 4096)], []byte("<")) {
