@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,6 +150,13 @@ func TestServeTrace(t *testing.T) {
 	require.Equal(t, trace.SideDevice, recs[0].Side)
 	require.Equal(t, "socket", recs[0].Transport)
 	require.Equal(t, "unix:"+s.sock, recs[0].Endpoint)
+	var peer string
+	for _, r := range recs {
+		if r.Type == trace.TypeNote && r.Peer != "" {
+			peer = r.Peer
+		}
+	}
+	require.Contains(t, peer, fmt.Sprintf("pid %d ", os.Getpid()), "the socket transport names the process that connected")
 	var cmds []string
 	for _, r := range recs {
 		if r.Type == trace.TypeExchange && r.Request != nil {
