@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
@@ -90,8 +91,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		if *keySpec != "" {
 			transport, endpoint = "socket", *keySpec
 		}
-		opts.WrapConn = func(label string, c ctaphid.ReportConn) ctaphid.ReportConn {
-			return rec.Conn(c, trace.Source{Transport: transport, Endpoint: endpoint, Case: label})
+		opts.WrapConn = func(label string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn {
+			return rec.Conn(c, trace.Source{Transport: transport, Endpoint: endpoint, Case: label, Now: now})
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -107,7 +108,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	useASCII := *ascii || !utf8Locale()
-	if err := report.Terminal(stdout, run, report.TerminalOptions{ASCII: useASCII, Color: report.IsTerminal(stdout)}); err != nil {
+	if err := report.Terminal(stdout, run, report.TerminalOptions{ASCII: useASCII, Color: report.UseColor(stdout)}); err != nil {
 		return err
 	}
 	if len(run.LeftOut) > 0 {

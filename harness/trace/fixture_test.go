@@ -102,3 +102,39 @@ func TestDeviceTapRecordsAServedKey(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, reports, 4, "INIT and getInfo, a request and an answer each")
 }
+
+// TestConnKeepsDeviceTimes: wrapping an in-process connection keeps its device-clock reads
+// (ctaphid.TimedReportConn), and the key's reports are recorded at those times.
+func TestConnKeepsDeviceTimes(t *testing.T) {
+	t.Parallel()
+	k, err := emulator.Open(emulator.Options{})
+	require.NoError(t, err)
+	defer k.Close()
+	var buf bytes.Buffer
+	rec, err := trace.NewRecorder(&buf, trace.Options{})
+	require.NoError(t, err)
+	conn := rec.Conn(k.Connect(), trace.Source{Transport: "inproc"})
+	tc, ok := conn.(ctaphid.TimedReportConn)
+	require.True(t, ok, "the wrapper still tells the device's times")
+	hid := ctaphid.NewClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = hid.Init(ctx)
+	require.NoError(t, err)
+	var init [64]byte
+	copy(init[:], []byte{0xff, 0xff, 0xff, 0xff, 0x86, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8})
+	require.NoError(t, conn.WriteReport(ctx, init[:]))
+	_, at, err := tc.ReadReportAt(ctx)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	require.NoError(t, rec.Close())
+	_, recs := readAll(t, buf.Bytes())
+	var last *trace.Record
+	for _, r := range recs {
+		if r.Type == trace.TypeReport && r.From == trace.FromKey {
+			last = r
+		}
+	}
+	require.NotNil(t, last)
+	require.True(t, last.T.Equal(at.UTC()), "recorded at %v, device said %v", last.T, at)
+}

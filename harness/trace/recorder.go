@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 )
@@ -15,8 +16,8 @@ import (
 type Options struct {
 	// KeepSecrets records secrets instead of redacting them (--trace-secrets).
 	KeepSecrets bool
-	// Now is the clock of the timestamps; nil means time.Now. Wire it to the key's or the
-	// runner's injected clock.
+	// Now is the clock of the timestamps; nil means the wall clock (clock.Real). Wire it to the
+	// key's or the runner's clock; a source may have a clock of its own (Source.Now).
 	Now func() time.Time
 	// Tool and Comment go into the header.
 	Tool, Comment string
@@ -31,6 +32,9 @@ type Source struct {
 	Process   string // the host process, if known (event logs)
 	Case      string // the runner case the traffic belongs to
 	Device    string // the key, if known (AAGUID, product)
+	// Now, when set, is the clock of this source's timestamps instead of the recorder's: an
+	// in-process key on a virtual clock, whose delays and keepalives take no wall time.
+	Now func() time.Time
 }
 
 // Recorder turns the reports of any number of sources into one trace. It is safe for concurrent
@@ -50,7 +54,7 @@ type Recorder struct {
 func NewRecorder(w io.Writer, o Options) (*Recorder, error) {
 	now := o.Now
 	if now == nil {
-		now = time.Now
+		now = clock.Real{}.Now
 	}
 	tw, err := NewWriter(w, Header{Created: now(), Tool: o.Tool, Secrets: o.KeepSecrets, Comment: o.Comment})
 	if err != nil {
@@ -81,7 +85,10 @@ func (r *Recorder) Source(s Source) *Stream { return r.SourceAt(r.now(), s) }
 func (r *Recorder) SourceAt(t time.Time, s Source) *Stream {
 	r.mu.Lock()
 	r.nextSrc++
-	st := &Stream{r: r, id: r.nextSrc, pending: map[uint32][]*pending{}}
+	st := &Stream{r: r, id: r.nextSrc, pending: map[uint32][]*pending{}, now: s.Now}
+	if st.now == nil {
+		st.now = r.now
+	}
 	st.dirs[0].buf = map[uint32][]heldReport{}
 	st.dirs[1].buf = map[uint32][]heldReport{}
 	r.streams[st] = struct{}{}
@@ -116,8 +123,9 @@ func (r *Recorder) Err() error {
 // Stream is the traffic of one source: reports in both directions, reassembled with
 // ctaphid.Reassembler and paired into exchanges by channel. It implements ctaphid.PortTap.
 type Stream struct {
-	r  *Recorder
-	id int
+	r   *Recorder
+	id  int
+	now func() time.Time
 
 	mu      sync.Mutex
 	dirs    [2]direction // 0: from the host, 1: from the key
@@ -147,20 +155,24 @@ type pending struct {
 func (s *Stream) ID() int { return s.id }
 
 // HostReport records a report the host sent to the key.
-func (s *Stream) HostReport(rep []byte) { s.report(0, rep) }
+func (s *Stream) HostReport(rep []byte) { s.report(0, rep, s.now()) }
 
 // DeviceReport records a report the key sent to the host.
-func (s *Stream) DeviceReport(rep []byte) { s.report(1, rep) }
+func (s *Stream) DeviceReport(rep []byte) { s.report(1, rep, s.now()) }
+
+// DeviceReportAt records a report the key sent to the host at time at (on the source's clock:
+// the device time a ctaphid.TimedReportConn gives).
+func (s *Stream) DeviceReportAt(rep []byte, at time.Time) { s.report(1, rep, at) }
 
 // Describe records who the host is (ctaphid.PortTap).
 func (s *Stream) Describe(who string) {
-	_ = s.r.w.Write(&Record{Type: TypeNote, T: s.r.now(), Src: s.id, Peer: who, Text: "peer: " + who})
+	_ = s.r.w.Write(&Record{Type: TypeNote, T: s.now(), Src: s.id, Peer: who, Text: "peer: " + who})
 }
 
 // Closed ends the stream: messages in progress and requests without an answer are written as
 // such (ctaphid.PortTap). Later reports are ignored.
 func (s *Stream) Closed() {
-	t := s.r.now()
+	t := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -192,8 +204,7 @@ func fromName(d int) string {
 	return FromKey
 }
 
-func (s *Stream) report(d int, rep []byte) {
-	t := s.r.now()
+func (s *Stream) report(d int, rep []byte, t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -394,7 +405,7 @@ func (s *Stream) writeExchange(cid uint32, p *pending, resp *Message, errText st
 	case resp != nil:
 		rec.T = resp.T
 	default:
-		rec.T = s.r.now()
+		rec.T = s.now()
 	}
 	if p.req != nil && resp != nil {
 		rec.DurationUS = resp.T.Sub(p.req.T).Microseconds()

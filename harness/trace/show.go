@@ -45,14 +45,14 @@ func Show(w io.Writer, r *Reader, o ShowOptions) error {
 		case TypeMark:
 			fmt.Fprintf(w, "\n── %s ──\n", rec.Text)
 		case TypeNote:
-			fmt.Fprintf(w, "%s [%d] note: %s\n", clock(rec.T), rec.Src, rec.Text)
+			fmt.Fprintf(w, "%s [%d] note: %s\n", stamp(rec.T), rec.Src, rec.Text)
 		case TypeReport:
 			if o.Reports {
 				dir := "host→key"
 				if rec.From == FromKey {
 					dir = "key→host"
 				}
-				fmt.Fprintf(w, "%s [%d] %s %s", clock(rec.T), rec.Src, dir, rec.Hex)
+				fmt.Fprintf(w, "%s [%d] %s %s", stamp(rec.T), rec.Src, dir, rec.Hex)
 				if rec.Text != "" {
 					fmt.Fprintf(w, "  (%s)", rec.Text)
 				}
@@ -82,7 +82,7 @@ func describeSource(s *Record) string {
 	return strings.Join(parts, " · ")
 }
 
-func clock(t time.Time) string { return t.UTC().Format("15:04:05.000000") }
+func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000000") }
 
 // showExchange writes one exchange block and reports whether it failed.
 func showExchange(w io.Writer, x *Record) bool {
@@ -103,7 +103,7 @@ func showExchange(w io.Writer, x *Record) bool {
 		}
 		failed = resp.HID == "ERROR" || (resp.Status != "" && resp.Status != "CTAP2_OK" && !strings.HasPrefix(resp.Status, "SW_NO_ERROR"))
 	}
-	fmt.Fprintf(w, "\n%s [%d] #%d", clock(x.T), x.Src, x.N)
+	fmt.Fprintf(w, "\n%s [%d] #%d", stamp(x.T), x.Src, x.N)
 	if x.CID != "" {
 		fmt.Fprintf(w, " ch %s", x.CID)
 	}
@@ -169,7 +169,7 @@ func showEvent(w io.Writer, e *Record) {
 	if !e.Known {
 		known = " (not understood by fidolab: kept as it is)"
 	}
-	fmt.Fprintf(w, "\n%s [%d] event %d %s%s\n", clock(e.T), e.Src, e.EventID, e.EventName, known)
+	fmt.Fprintf(w, "\n%s [%d] event %d %s%s\n", stamp(e.T), e.Src, e.EventID, e.EventName, known)
 	if e.Transaction != "" {
 		fmt.Fprintf(w, "    transaction %s\n", e.Transaction)
 	}

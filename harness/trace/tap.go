@@ -2,6 +2,7 @@ package trace
 
 import (
 	"context"
+	"time"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 )
@@ -28,7 +29,32 @@ var _ ctaphid.PortTap = (*Stream)(nil)
 // closes c and ends the source.
 func (r *Recorder) Conn(c ctaphid.ReportConn, src Source) ctaphid.ReportConn {
 	src.Side = SideHost
-	return &recConn{inner: c, s: r.Source(src)}
+	rc := &recConn{inner: c, s: r.Source(src)}
+	if tc, ok := c.(ctaphid.TimedReportConn); ok {
+		// Keep telling the device's times to whoever reads, and record the key's reports at them.
+		return &recTimedConn{recConn: rc, timed: tc}
+	}
+	return rc
+}
+
+type recTimedConn struct {
+	*recConn
+	timed ctaphid.TimedReportConn
+}
+
+var _ ctaphid.TimedReportConn = (*recTimedConn)(nil)
+
+func (c *recTimedConn) ReadReportAt(ctx context.Context) ([]byte, time.Time, error) {
+	r, at, err := c.timed.ReadReportAt(ctx)
+	if err == nil {
+		c.s.DeviceReportAt(r, at)
+	}
+	return r, at, err
+}
+
+func (c *recTimedConn) ReadReport(ctx context.Context) ([]byte, error) {
+	r, _, err := c.ReadReportAt(ctx)
+	return r, err
 }
 
 type recConn struct {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/fidolab/fidolab/authenticator/clock"
 )
 
 // Writer writes a trace: the header, then one record per line. It is safe for concurrent use;
@@ -26,7 +28,7 @@ type Writer struct {
 func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	h.Format, h.Version = Format, Version
 	if h.Created.IsZero() {
-		h.Created = time.Now()
+		h.Created = clock.Real{}.Now()
 	}
 	h.Created = h.Created.UTC()
 	bw := bufio.NewWriterSize(w, 32<<10)
