@@ -4,7 +4,7 @@
 // answered, each CTAP request and answer an exchange decoded like a recorded one (secrets
 // redacted), and every other event, known or not, an event record.
 //
-// Event IDs and fields follow ../shared/reference/windows-webauthn-eventlog.md; where a layout
+// Event IDs and fields follow docs/reference/windows-webauthn-eventlog.md; where a layout
 // is unconfirmed (a response with or without its status byte) both are accepted.
 package winevent
 

@@ -24,7 +24,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the event-log fixtures in testdata")
 
 // The fixtures are event-log exports built from the reference tables
-// (shared/reference/windows-webauthn-eventlog.md) around real CTAP traffic with an emulated key:
+// (docs/reference/windows-webauthn-eventlog.md) around real CTAP traffic with an emulated key:
 // the field names and renderings are the documented ones, the CBOR is what a key really answers.
 // No public capture of a LogonUI session exists, so the sign-in's CTAP sequence follows the
 // inferred Windows behaviour (getAssertion for login.microsoft.com, empty allowList, PIN token,
