@@ -15,6 +15,7 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/cose"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/transport/socket"
 )
 
@@ -225,6 +226,26 @@ func BenchmarkGetAssertion(b *testing.B) {
 	b.Run("inprocess-memory", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, memStore, nil), &std)
 	})
+	// The same as inprocess with a trace recorder on the host connection (fidolab run --trace):
+	// its cost is the difference between the two, and trace-bytes/op is the trace's growth.
+	b.Run("inprocess-traced", func(b *testing.B) {
+		var size countingWriter
+		rec, err := trace.NewRecorder(&size, trace.Options{Tool: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := newRig(b, fileStore, func(k *emulator.Key) ctaphid.ReportConn {
+			return rec.Conn(k.Connect(), trace.Source{Transport: "inproc"})
+		})
+		req := getAssertionRequest(b, r)
+		r.refill(b)
+		before := size.n
+		requestLoop(b, r, req, &std)
+		b.ReportMetric(float64(size.n-before)/float64(b.N), "trace-bytes/op")
+		if err := rec.Close(); err != nil {
+			b.Fatal(err)
+		}
+	})
 	b.Run("socket", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, socketConn(b)), &std)
 	})
@@ -239,6 +260,11 @@ func BenchmarkMakeCredential(b *testing.B) {
 		requestLoop(b, newRig(b, fileStore, nil), makeCredentialRequest(b), &std)
 	})
 }
+
+// countingWriter counts what a trace recorder writes.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
 
 // socketConn serves the key on a Unix socket in b's temp dir and dials it.
 func socketConn(b *testing.B) func(*emulator.Key) ctaphid.ReportConn {

@@ -16,6 +16,7 @@ import (
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/user"
+	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/transport/usbip"
 )
 
@@ -31,6 +32,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	dev := deviceFlags(fs)
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,6 +77,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer k.Close()
+	// Recorded at the device, so any transport serving k.Device is traced alike.
+	rec, endTrace, err := tf.open("fidolab serve", stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = endTrace() }()
+	if rec != nil {
+		k.Device.SetTap(rec.DeviceTap(trace.Source{Transport: *transport, Endpoint: eo.listen,
+			Device: k.Persona.Name + " " + k.Persona.AAGUID.String()}))
+	}
 	if _, manual := pol.(*user.Switch); manual {
 		k.User.Hold(false)
 	}

@@ -131,6 +131,9 @@ func serveConn(c net.Conn, d *ctaphid.Device) {
 			c.Close() // the read loop then ends and closes the port
 		}
 	})
+	if who := describePeer(c); who != "" {
+		port.Describe(who) // for traces: which process holds the key
+	}
 	var buf [ctaphid.ReportSize]byte
 	for {
 		// A partial report at EOF is dropped: ReadFull reports it as ErrUnexpectedEOF.
