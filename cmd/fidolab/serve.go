@@ -16,6 +16,7 @@ import (
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/user"
+	"github.com/fidolab/fidolab/transport/listener"
 	"github.com/fidolab/fidolab/transport/socket"
 )
 
@@ -25,6 +26,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
 	transport := fs.String("transport", "socket", "how the key is exposed: socket")
 	listen := fs.String("listen", "unix:fidolab.sock", "socket address: unix:PATH or tcp:127.0.0.1:PORT")
+	allowRemote := fs.Bool("allow-remote", false, "let --listen tcp: bind a non-loopback address (no authentication: anyone who reaches it uses the key)")
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
@@ -64,12 +66,19 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	l, err := socket.Listen(*listen)
+	var lopts []socket.ListenOption
+	if *allowRemote {
+		lopts = append(lopts, socket.AllowRemote(stderr))
+	}
+	l, err := socket.Listen(*listen, lopts...)
+	if errors.Is(err, listener.ErrRemote) {
+		return usagef("--listen: %v", err)
+	}
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- socket.Serve(ctx, l, k.Device) }()
+	go func() { errc <- socket.Serve(ctx, l, k.Device, socket.WithLogger(logger)) }()
 
 	if *ctl != "" {
 		cl, err := control.Listen(*ctl)
