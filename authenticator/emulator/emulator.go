@@ -37,6 +37,8 @@ type Options struct {
 	Observer authenticator.Observer
 	// DeviceOptions tune the CTAPHID layer (timeouts).
 	DeviceOptions []ctaphid.Option
+	// StoreOptions tune the state store, e.g. store.WithStateKey to seal the state file.
+	StoreOptions []store.Option
 	// Now is the key's clock (token expiry, the reset window); nil means time.Now. A scenario
 	// runner moves it forward instead of sleeping.
 	Now func() time.Time
@@ -63,8 +65,8 @@ func Open(o Options) (*Key, error) {
 		err error
 	)
 	if o.StatePath == "" {
-		st = store.NewMemory()
-	} else if st, err = store.OpenFile(o.StatePath); err != nil {
+		st = store.NewMemory(o.StoreOptions...)
+	} else if st, err = store.OpenFile(o.StatePath, o.StoreOptions...); err != nil {
 		return nil, fmt.Errorf("state %s: %w", o.StatePath, err)
 	}
 	p, err := choosePersona(st, o.Persona)

@@ -20,9 +20,9 @@ const usage = `fidolab — a software FIDO2 security key and the lab around it
 usage:
   fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
-  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
-                  [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
-  fidolab key     info|list|delete|reset --state FILE [--json] ...
+  fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket]
+                  [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+  fidolab key     info|list|delete|reset|seal --state FILE [--state-key-file FILE] [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab help

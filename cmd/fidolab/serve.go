@@ -24,6 +24,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fidolab serve", stderr)
 	personaRef := fs.String("persona", "", "persona name or YAML file (default: the state file's, else \"default\")")
 	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
+	stateKey := stateKeyFlag(fs)
 	transport := fs.String("transport", "socket", "how the key is exposed: socket")
 	listen := fs.String("listen", "unix:fidolab.sock", "socket address: unix:PATH or tcp:127.0.0.1:PORT")
 	allowRemote := fs.Bool("allow-remote", false, "let --listen tcp: bind a non-loopback address (no authentication: anyone who reaches it uses the key)")
@@ -54,7 +55,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if *transport != "socket" {
 		return usagef("--transport %q: only socket is available", *transport)
 	}
-	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger})
+	storeOpts, err := stateKeyOptions(*stateKey, *state)
+	if err != nil {
+		return err
+	}
+	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger, StoreOptions: storeOpts})
 	if err != nil {
 		return err
 	}
