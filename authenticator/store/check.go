@@ -50,7 +50,7 @@ const (
 var le = binary.LittleEndian // bbolt writes native byte order; every platform Go runs fidolab on here is little-endian
 
 type boltMeta struct {
-	magic, version, pageSize uint32
+	magic, version, pageSize  uint32
 	root, freelist, hwm, txid uint64
 	sumOK                     bool
 }
