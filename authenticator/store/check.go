@@ -47,7 +47,7 @@ const (
 	maxPageSize      = 1 << 16
 )
 
-var le = binary.LittleEndian // bbolt writes native byte order; every platform Go runs fidolab on here is little-endian
+var le = binary.NativeEndian // bbolt writes the machine's own byte order
 
 type boltMeta struct {
 	magic, version, pageSize  uint32

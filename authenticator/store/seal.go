@@ -19,7 +19,8 @@ import (
 // the PIN hash, the master secret (from which credential IDs of non-resident credentials are
 // sealed), the attestation keys kept as blobs, and the rest of each record with them. Stored in
 // clear are the bucket keys (credential IDs; RP IDs and user IDs in the slot index; fingerprint
-// template IDs; blob names), the schema version and the seal record.
+// template IDs; blob names), the slot index's values (credential IDs again), the schema version
+// and the seal record.
 //
 // The key file is read once (LoadStateKey) and HKDF-SHA256 extracts a pseudorandom key from its
 // bytes. Each state file holds a random salt in its seal record; opening the file expands the
@@ -165,9 +166,13 @@ func openSealRecord(k *StateKey, enc []byte) (*sealer, error) {
 	return s, nil
 }
 
-// aad binds a sealed value to where it is stored.
+const aadLabel = "fidolab state v1\x00"
+
+// aad binds a sealed value to where it is stored (one allocation: it is on every sealed read).
 func aad(bucket, key []byte) []byte {
-	a := binary.AppendUvarint([]byte("fidolab state v1\x00"), uint64(len(bucket)))
+	a := make([]byte, 0, len(aadLabel)+binary.MaxVarintLen64+len(bucket)+len(key))
+	a = append(a, aadLabel...)
+	a = binary.AppendUvarint(a, uint64(len(bucket)))
 	a = append(a, bucket...)
 	return append(a, key...)
 }
@@ -191,9 +196,12 @@ func (s *sealer) open(bucket, key, data []byte) ([]byte, bool) {
 	return pt, err == nil
 }
 
-// inClear lists the values stored without sealing: what must be read before the key is known.
+// inClear lists the values stored without sealing: what must be read before the key is known, and
+// the slot index, whose values are credential IDs, in clear anyway as the keys of bucketCred (a
+// credential record names its own ID and slot, sealed, and is checked against the index on read).
 func inClear(bucket, key []byte) bool {
-	return bytes.Equal(bucket, bucketMeta) && (bytes.Equal(key, keyVersion) || bytes.Equal(key, keySeal))
+	return bytes.Equal(bucket, bucketUser) ||
+		bytes.Equal(bucket, bucketMeta) && (bytes.Equal(key, keyVersion) || bytes.Equal(key, keySeal))
 }
 
 // sealedBackend seals values on the way in and opens them on the way out. A value that does not
