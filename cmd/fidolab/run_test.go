@@ -1,13 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/fidolab/fidolab/scenarios/result"
+	"github.com/fidolab/fidolab/scenarios/report"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,10 +20,11 @@ func TestRunWholeCatalog(t *testing.T) {
 	require.Contains(t, out, "PASS")
 	require.Contains(t, out, "multi-account-lock-screen")
 
-	var run result.Run
-	b, err := os.ReadFile(js)
+	f, err := os.Open(js)
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &run))
+	defer f.Close()
+	run, err := report.ReadJSON(f)
+	require.NoError(t, err)
 	require.Greater(t, len(run.Cases), 100)
 	require.True(t, run.OK())
 	for _, p := range []string{xml, html} {
