@@ -300,8 +300,8 @@ func SealFile(path string, k *StateKey) error {
 		return to.update(func(dt txn) error {
 			for _, bucket := range allBuckets {
 				err := st.scan(bucket, nil, func(k, v []byte) error {
-					if inClear(bucket, k) {
-						return nil
+					if bytes.Equal(bucket, bucketMeta) && (bytes.Equal(k, keyVersion) || bytes.Equal(k, keySeal)) {
+						return nil // the new file has its own
 					}
 					return dt.put(bucket, bytes.Clone(k), v)
 				})

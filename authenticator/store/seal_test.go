@@ -118,6 +118,12 @@ func TestSealFileConvertsAPlainState(t *testing.T) {
 		_, err := s.NextSignCount()
 		require.NoError(t, err)
 	}
+	fp := Fingerprint{TemplateID: []byte{1, 2}, FriendlyName: "left thumb"}
+	require.NoError(t, s.PutFingerprint(fp))
+	settings := Settings{AlwaysUV: true, MinPINLength: 7, MinPINLengthRPIDs: []string{"bank.example"}}
+	require.NoError(t, s.PutSettings(settings))
+	blobs := append(bytes.Clone(InitialLargeBlobs), 1, 2, 3)
+	require.NoError(t, s.PutLargeBlobs(blobs))
 	require.NoError(t, s.Close())
 
 	require.NoError(t, SealFile(path, testStateKey))
@@ -138,6 +144,20 @@ func TestSealFileConvertsAPlainState(t *testing.T) {
 	master, err := s.Secrets()
 	require.NoError(t, err)
 	require.Equal(t, secrets[6], master, "the master secret moved over: credential IDs still open")
+	cs, err := s.Resident("bank.example")
+	require.NoError(t, err, "credentials and their index moved over")
+	require.Len(t, cs, 1)
+	require.Equal(t, secrets[0], cs[0].PrivateKey)
+	require.NoError(t, s.PutBlob("after", []byte("x")), "the sealed copy takes writes")
+	fps, err := s.Fingerprints()
+	require.NoError(t, err)
+	require.Equal(t, []Fingerprint{fp}, fps)
+	st, err := s.Settings()
+	require.NoError(t, err)
+	require.Equal(t, settings, st)
+	lb, err := s.LargeBlobs()
+	require.NoError(t, err)
+	require.Equal(t, blobs, lb)
 	pin, err := s.PIN()
 	require.NoError(t, err)
 	require.Equal(t, secrets[4], pin.Hash)
