@@ -18,13 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// flakyListener fails the next fails Accept calls with EMFILE, as accept(2) does when the process
-// is out of file descriptors, then accepts for real.
+// flakyListener fails Accept with EMFILE the next fails times a connection is waiting, as
+// accept(2) does when the process is out of file descriptors, and then hands the connection over.
 type flakyListener struct {
 	net.Listener
-	mu    sync.Mutex
-	fails int
-	seen  int
+	mu      sync.Mutex
+	fails   int
+	pending net.Conn
 }
 
 func (l *flakyListener) failNext(n int) {
@@ -35,14 +35,23 @@ func (l *flakyListener) failNext(n int) {
 
 func (l *flakyListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
+	if l.pending == nil {
+		l.mu.Unlock()
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		l.pending = c
+	}
+	defer l.mu.Unlock()
 	if l.fails > 0 {
 		l.fails--
-		l.seen++
-		l.mu.Unlock()
 		return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
 	}
-	l.mu.Unlock()
-	return l.Listener.Accept()
+	c := l.pending
+	l.pending = nil
+	return c, nil
 }
 
 func ping(t *testing.T, conn ctaphid.ReportConn, data string) {
