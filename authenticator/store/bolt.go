@@ -254,7 +254,28 @@ func (b *boltBackend) init() error {
 	})
 }
 
-func (b *boltBackend) close() error { return mapBoltErr(b.db.Close()) }
+// closeAfterFault bounds how long close waits for bbolt after a memory fault.
+const closeAfterFault = time.Second
+
+// close releases the database. After a memory fault bbolt's own locks may still be held by the
+// transaction the fault cut short (it faults inside code that unlocks without defer), so close
+// then waits a moment and gives up: the mapping and the file lock go with the process.
+func (b *boltBackend) close() error {
+	p := b.broken.Load()
+	if p == nil {
+		return mapBoltErr(b.db.Close())
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = b.db.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeAfterFault):
+	}
+	return *p
+}
 
 func mapBoltErr(err error) error {
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -287,4 +288,33 @@ func TestCheckFileAcceptsWhatBboltWrites(t *testing.T) {
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	t.Logf("final size %d bytes", fi.Size())
+}
+
+// A file cut short under a running key (by another program: the lock is only advisory) makes the
+// mapped pages fault. That must be an error on the call that meets it, and on every later one:
+// the mapping is not trusted again.
+func TestFaultWhileServingIsAnError(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "key.state")
+	s, err := OpenFile(path)
+	require.NoError(t, err)
+	for i := range 60 {
+		require.NoError(t, s.PutResident(testCred(fmt.Sprintf("rp%d.example", i%5), []byte{byte(i)})))
+	}
+	require.NoError(t, os.Truncate(path, 4096))
+	var faulted error
+	for i := range 5 {
+		if _, err := s.Resident(fmt.Sprintf("rp%d.example", i)); err != nil {
+			faulted = err
+			break
+		}
+	}
+	require.ErrorIs(t, faulted, ErrDamaged)
+	require.ErrorContains(t, faulted, "memory fault")
+	_, err = s.PIN()
+	require.ErrorIs(t, err, ErrDamaged, "nothing is read from the mapping after a fault")
+	require.Error(t, s.PutResident(testCred("after.example", []byte("x"))))
+	start := time.Now()
+	require.ErrorIs(t, s.Close(), ErrDamaged, "Close reports the fault")
+	require.Less(t, time.Since(start), 10*time.Second, "Close does not hang on locks the fault left held")
 }
