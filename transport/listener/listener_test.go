@@ -27,15 +27,15 @@ func TestCheckLocal(t *testing.T) {
 		remote   bool
 	}{
 		{"127.0.0.1:0", false},
-		{"127.0.0.2:9700", false},
-		{"[::1]:9700", false},
-		{"localhost:9700", false},
-		{"0.0.0.0:9700", true},
-		{":9700", true},
-		{"[::]:9700", true},
-		{"192.0.2.10:9700", true},
-		{"[2001:db8::1]:9700", true},
-		{"key.example:9700", true},
+		{"127.0.0.2:0", false},
+		{"[::1]:0", false},
+		{"localhost:0", false},
+		{"0.0.0.0:0", true},
+		{":0", true},
+		{"[::]:0", true},
+		{"192.0.2.10:0", true},
+		{"[2001:db8::1]:0", true},
+		{"key.example:0", true},
 	} {
 		remote, err := CheckLocal(tc.hostport, false)
 		require.Equal(t, tc.remote, remote, tc.hostport)

@@ -57,8 +57,8 @@ func TestParse(t *testing.T) {
 		ok                   bool
 	}{
 		{"unix:/run/fidolab.sock", "unix", "/run/fidolab.sock", true},
-		{"tcp:127.0.0.1:9000", "tcp", "127.0.0.1:9000", true},
-		{"tcp:[::1]:9000", "tcp", "[::1]:9000", true},
+		{"tcp:127.0.0.1:0", "tcp", "127.0.0.1:0", true},
+		{"tcp:[::1]:0", "tcp", "[::1]:0", true},
 		{"unix:", "", "", false},
 		{"udp:127.0.0.1:1", "", "", false},
 		{"/run/fidolab.sock", "", "", false},
