@@ -55,6 +55,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if *transport != "socket" {
 		return usagef("--transport %q: only socket is available", *transport)
 	}
+	if network, addr, err := listener.ParseAddr(*listen); err == nil && network == "tcp" {
+		if _, err := listener.CheckLocal(addr, *allowRemote); err != nil { // before a state file is made
+			return usagef("--listen: %v", err)
+		}
+	}
 	storeOpts, err := stateKeyOptions(*stateKey, *state)
 	if err != nil {
 		return err
@@ -76,9 +81,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		lopts = append(lopts, socket.AllowRemote(stderr))
 	}
 	l, err := socket.Listen(*listen, lopts...)
-	if errors.Is(err, listener.ErrRemote) {
-		return usagef("--listen: %v", err)
-	}
 	if err != nil {
 		return err
 	}

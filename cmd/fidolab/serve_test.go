@@ -201,13 +201,16 @@ func TestControlRefusesNonLoopback(t *testing.T) {
 func TestServeListenIsLoopbackOnlyUnlessAllowed(t *testing.T) {
 	t.Parallel()
 	for _, addr := range []string{"tcp:0.0.0.0:0", "tcp::0", "tcp:[::]:0"} {
-		cmd := exec.Command(fidolabBinary(t), "serve", "--listen", addr)
+		state := filepath.Join(t.TempDir(), "key.state")
+		cmd := exec.Command(fidolabBinary(t), "serve", "--listen", addr, "--state", state)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		require.ErrorAs(t, err, &ee, "%s: %s", addr, out)
 		require.Equal(t, 2, ee.ExitCode(), "%s: a refused address is a usage error", addr)
 		require.Contains(t, string(out), "not a loopback address", addr)
 		require.Contains(t, string(out), "--allow-remote", addr)
+		_, err = os.Stat(state)
+		require.True(t, os.IsNotExist(err), "a refused serve makes no state file")
 	}
 
 	s := &served{stderr: &syncBuffer{}}
