@@ -42,6 +42,8 @@ type Options struct {
 	// the simulated user's and the faults' delays. nil means the wall clock, as for a served key;
 	// an in-process key on a clock.Virtual spends no wall time on any of them.
 	Clock clock.Clock
+	// StoreOptions tune the state store, e.g. store.WithStateKey to seal the state file.
+	StoreOptions []store.Option
 }
 
 // Key is one emulated key. Its run-time knobs (power, user, timing, faults) are read and set
@@ -77,8 +79,8 @@ func Open(o Options) (*Key, error) {
 		err error
 	)
 	if o.StatePath == "" {
-		st = store.NewMemory()
-	} else if st, err = store.OpenFile(o.StatePath); err != nil {
+		st = store.NewMemory(o.StoreOptions...)
+	} else if st, err = store.OpenFile(o.StatePath, o.StoreOptions...); err != nil {
 		return nil, fmt.Errorf("state %s: %w", o.StatePath, err)
 	}
 	p, err := choosePersona(st, o.Persona)

@@ -22,10 +22,11 @@ usage:
   fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
                   [--trace FILE [--trace-secrets]]
-  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket|usbredir|usbip|uhid|gadget] [--listen unix:PATH|tcp:127.0.0.1:PORT]
-                  [--allow-remote] [--busid 1-1] [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL] [--trace FILE [--trace-secrets]]
+  fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket|usbredir|usbip|uhid|gadget]
+                  [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT]
+                  [--user POLICY] [--log LEVEL] [--trace FILE [--trace-secrets]]
                   [--uhid /dev/uhid] [--udc NAME] [--configfs DIR] [--gadget-name NAME]   (uhid, gadget: Linux)
-  fidolab key     info|list|delete|reset --state FILE [--json] ...
+  fidolab key     info|list|delete|reset|seal --state FILE [--state-key-file FILE] [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)

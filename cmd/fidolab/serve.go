@@ -24,6 +24,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fidolab serve", stderr)
 	personaRef := fs.String("persona", "", "persona name or YAML file (default: the state file's, else \"default\")")
 	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
+	stateKey := stateKeyFlag(fs)
 	transport := fs.String("transport", "socket", "how the key is exposed: "+transportNames())
 	listen := fs.String("listen", "", "unix:PATH or tcp:HOST:PORT (default: socket unix:fidolab.sock, usbredir unix:fidolab-usbredir.sock, usbip tcp:127.0.0.1:3240)")
 	allowRemote := fs.Bool("allow-remote", false, "allow --listen on a non-loopback TCP address (anyone reaching it can use the key)")
@@ -72,7 +73,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return usagef("--transport %s: %v", *transport, err)
 		}
 	}
-	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger})
+	storeOpts, err := stateKeyOptions(*stateKey, *state)
+	if err != nil {
+		return err
+	}
+	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger, StoreOptions: storeOpts})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fidolab/fidolab/authenticator/emulator"
+	"github.com/fidolab/fidolab/transport/listener"
 	"github.com/fidolab/fidolab/transport/socket"
 	"github.com/fidolab/fidolab/transport/usbdev"
 	"github.com/fidolab/fidolab/transport/usbip"
@@ -52,7 +53,7 @@ var exposers = map[string]exposer{
 			if err != nil {
 				return nil, "", err
 			}
-			return func() error { return socket.Serve(ctx, l, k.Device) }, where, nil
+			return func() error { return socket.Serve(ctx, l, k.Device, socket.WithLogger(o.logger)) }, where, nil
 		},
 	},
 	"usbredir": {
@@ -99,33 +100,26 @@ func transportNames() string {
 	return strings.Join(names, ", ")
 }
 
-// checkListen refuses a TCP address other than loopback unless allowRemote is set, and then
-// warns: whoever reaches the port can use the key (and read nothing but what a key says).
+// checkListen checks o.listen's form and, for TCP, refuses an address other machines could reach
+// unless --allow-remote is given (package listener's rule, applied before a state file is made).
 func checkListen(o exposeOptions) error {
-	network, address, ok := strings.Cut(o.listen, ":")
-	if !ok || (network != "unix" && network != "tcp") || address == "" {
-		return fmt.Errorf("--listen %q: want unix:PATH or tcp:HOST:PORT", o.listen)
-	}
-	if network == "unix" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(address)
+	network, address, err := listener.ParseAddr(o.listen)
 	if err != nil {
-		return fmt.Errorf("--listen %q: %v", o.listen, err)
+		return fmt.Errorf("--listen: %v", err)
 	}
-	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-		return nil
+	if network == "tcp" {
+		if _, err := listener.CheckLocal(address, o.allowRemote); err != nil {
+			return fmt.Errorf("--listen: %v", err)
+		}
 	}
-	if !o.allowRemote {
-		return fmt.Errorf("--listen %q is not a loopback address; add --allow-remote to let other machines use the key", o.listen)
-	}
-	fmt.Fprintf(o.stderr, "fidolab: WARNING: listening on %s: any machine that reaches it can use this key (no authentication)\n", address)
 	return nil
 }
 
-// listen opens o.listen, already checked by checkListen, and returns where it listens.
+// listen opens o.listen, already checked by checkListen, by package listener's rules (a private
+// unix socket that never takes over a live key's path; the --allow-remote warning), and returns
+// where it listens.
 func listen(o exposeOptions) (net.Listener, string, error) {
-	l, err := socket.Listen(o.listen)
+	l, err := listener.Listen(o.listen, listener.Options{AllowRemote: o.allowRemote, Warn: o.stderr})
 	if err != nil {
 		return nil, "", err
 	}
