@@ -94,12 +94,12 @@ func TestServeListenChecks(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--transport", "usbip", "--listen", "tcp:0.0.0.0:0"}, 2, "not a loopback address; add --allow-remote"},
+		{[]string{"--transport", "usbip", "--listen", "tcp:0.0.0.0:0"}, 2, "unless --allow-remote is given"},
 		{[]string{"--transport", "usbredir", "--listen", "tcp:192.0.2.1:1"}, 2, "not a loopback address"},
 		{[]string{"--transport", "usbip", "--listen", "unix:/tmp/x"}, 2, "usbip clients connect over TCP"},
 		{[]string{"--transport", "usbip", "--busid", "bus"}, 2, "want BUS-PORT"},
 		{[]string{"--transport", "carrier-pigeon"}, 2, "want one of"},
-		{[]string{"--transport", "usbredir", "--listen", "udp:1"}, 2, "want unix:PATH or tcp:HOST:PORT"},
+		{[]string{"--transport", "usbredir", "--listen", "udp:1"}, 2, "is not unix:PATH or tcp:HOST:PORT"},
 	}
 	for _, c := range cases {
 		cmd := exec.Command(bin, append([]string{"serve"}, c.args...)...)
@@ -111,5 +111,5 @@ func TestServeListenChecks(t *testing.T) {
 	}
 	// With --allow-remote it listens, and says so loudly.
 	out := startServeArgs(t, "--transport", "usbip", "--listen", "tcp:0.0.0.0:0", "--allow-remote")
-	require.Contains(t, out.String(), "WARNING: listening on 0.0.0.0:0: any machine that reaches it can use this key")
+	require.Contains(t, out.String(), "WARNING: --allow-remote: the key on tcp:")
 }

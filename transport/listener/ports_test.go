@@ -14,7 +14,7 @@ import (
 
 // fixedPort finds a quoted host:port with a port other than 0 on this machine's addresses (or no
 // host): a test that listens there fails whenever something else holds the port.
-var fixedPort = regexp.MustCompile(`"(?:tcp:|unix:|https?://)?(?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1?\])?:[1-9][0-9]{1,4}\b`)
+var fixedPort = regexp.MustCompile(`(?:^|[^\w"])"(?:tcp:|unix:|https?://)?(?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1?\])?:[1-9][0-9]{1,4}\b`)
 
 // TestNoFixedPortsInTests keeps every test in the module on :0 or unix sockets
 // (cmd/fidolab's serve test once bound 127.0.0.1:18765 and failed when anything else held it).
