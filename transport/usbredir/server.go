@@ -101,7 +101,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 }
 
 func remote(c net.Conn) string {
-	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
 		return a.String()
 	}
 	return c.LocalAddr().String()
