@@ -22,6 +22,7 @@ usage:
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
   fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket|usbredir|usbip|uhid|gadget] [--listen unix:PATH|tcp:127.0.0.1:PORT]
                   [--allow-remote] [--busid 1-1] [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+                  [--uhid /dev/uhid] [--udc NAME] [--configfs DIR] [--gadget-name NAME]   (uhid, gadget: Linux)
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona

@@ -113,7 +113,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stderr, "fidolab: shutting down")
-		return nil
+		// Let the transport take the key away from its hosts before exiting: a gadget's configfs
+		// tree or a UHID device must not outlive the process.
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(transportStopTimeout):
+			return fmt.Errorf("the %s transport did not stop within %v", *transport, transportStopTimeout)
+		}
 	case err := <-errc:
 		return err
 	}

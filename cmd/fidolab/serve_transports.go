@@ -37,12 +37,7 @@ type exposer struct {
 // deviceExposer is the uhid or gadget transport: the key becomes a device of this machine's kernel.
 func deviceExposer(name string) exposer {
 	return exposer{start: func(ctx context.Context, k *emulator.Key, o exposeOptions) (func() error, string, error) {
-		errc := make(chan error, 1)
-		where, err := serveDevice(ctx, name, o.device, k, o.logger, o.stderr, errc)
-		if err != nil {
-			return nil, "", err
-		}
-		return func() error { return <-errc }, where, nil
+		return serveDevice(ctx, name, o.device, k, o.logger, o.stderr)
 	}}
 }
 
