@@ -33,7 +33,8 @@ func (c *consoleActions) Write(p []byte) (int, error) {
 	text := c.buf.String()
 	var run []func()
 	for marker, act := range c.actions {
-		if !c.done[marker] && strings.Contains(text, marker+"\n") {
+		// A whole line: the serial console's CR LF may reach us split over two writes.
+		if !c.done[marker] && (strings.Contains(text, marker+"\n") || strings.Contains(text, marker+"\r")) {
 			c.done[marker] = true
 			run = append(run, act)
 		}
