@@ -3,12 +3,12 @@ package usbredir_test
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,34 +17,6 @@ import (
 	"github.com/fidolab/fidolab/harness/vm"
 	"github.com/fidolab/fidolab/transport/usbdev"
 )
-
-// consoleActions runs an action the first time the guest's console prints a marker line: how the
-// guest script asks the host to act (here: unplug and replug through the control API).
-type consoleActions struct {
-	mu      sync.Mutex
-	buf     strings.Builder
-	actions map[string]func()
-	done    map[string]bool
-}
-
-func (c *consoleActions) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.buf.Write(p)
-	text := c.buf.String()
-	var run []func()
-	for marker, act := range c.actions {
-		// A whole line: the serial console's CR LF may reach us split over two writes.
-		if !c.done[marker] && (strings.Contains(text, marker+"\n") || strings.Contains(text, marker+"\r")) {
-			c.done[marker] = true
-			run = append(run, act)
-		}
-	}
-	c.mu.Unlock()
-	for _, act := range run {
-		act()
-	}
-	return len(p), nil
-}
 
 // hostServe runs `fidolab serve ARGS` on the host and returns its stderr once it serves.
 func hostServe(t *testing.T, bin string, args ...string) *syncBuffer {
@@ -68,8 +40,9 @@ func hostServe(t *testing.T, bin string, args ...string) *syncBuffer {
 // it to a QEMU guest through `-device usb-redir` on an XHCI controller. The guest's own USB stack
 // (xhci_hcd, usbcore, usbhid, hid-generic, hidraw) enumerates a full-speed HID device whose sysfs
 // attributes and report descriptor are the persona's; libfido2's tools list it, set a PIN, make a
-// credential and get a verified assertion; an unplug through the control API removes the hidraw
-// node, and the replug brings back a device that still has its PIN.
+// credential and get a verified assertion; an unplug through the control API (asked for by the
+// guest with host_call) removes the hidraw node, and the replug brings back a device that still
+// has its PIN.
 func TestVMUSBRedir(t *testing.T) {
 	t.Parallel()
 	vm.Require(t)
@@ -80,21 +53,24 @@ func TestVMUSBRedir(t *testing.T) {
 	out := hostServe(t, bin, "--transport", "usbredir", "--listen", "unix:"+sock, "--control", "127.0.0.1:0")
 	ctl := regexp.MustCompile(`control API on (http://[0-9.:]+)/`).FindStringSubmatch(out.String())
 	require.NotNil(t, ctl, out.String())
-	power := func(onoff string) func() {
-		return func() {
-			resp, err := http.Post(ctl[1]+"/power/"+onoff, "application/json", nil)
+	power := func(onoff string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, ctl[1]+"/power/"+onoff, nil)
 			if err != nil {
-				t.Errorf("power %s: %v", onoff, err)
-				return
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
 			}
 			resp.Body.Close()
 			t.Logf("host: control API power/%s: %s", onoff, resp.Status)
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("power/%s: %s", onoff, resp.Status)
+			}
+			return nil
 		}
 	}
-	console := &consoleActions{done: map[string]bool{}, actions: map[string]func(){
-		"FIDOLAB-HOST-UNPLUG": power("off"),
-		"FIDOLAB-HOST-REPLUG": power("on"),
-	}}
 	script := `
 modprobe_all xhci-pci usbhid hid-generic
 dev=$(wait_hidraw 1209 f1d0 60) || { dmesg | tail -30; die "no hidraw node for the usb-redir key"; }
@@ -121,21 +97,21 @@ echo "sysfs: report_descriptor $rd"
 fido2-token -L | tee /tmp/list
 grep -q "^$dev: vendor=0x1209, product=0xf1d0 (fidolab fidolab default key)" /tmp/list || die "fido2-token -L does not list the key"
 fido2_roundtrip $dev 1234 || die "libfido2 round trip"
-echo FIDOLAB-HOST-UNPLUG
+host_call unplug || die "the host could not unplug the key"
 wait_gone $dev 60 || die "hidraw node still there after the unplug"
-[ -e "$usb" ] && die "USB device still there after the unplug"
+wait_gone "$usb" 20 || die "USB device still there after the unplug"
 echo "unplugged: $dev and $usb gone"
-echo FIDOLAB-HOST-REPLUG
+host_call replug || die "the host could not replug the key"
 dev2=$(wait_hidraw 1209 f1d0 60) || die "no hidraw node after the replug"
 fido2-token -I $dev2 | grep -q 'options:.* clientPin' || die "the replugged key has lost its PIN"
 echo "replugged: $dev2"
 `
 	res := vm.RunT(t, ctx, vm.Config{
-		Script:   script,
-		Env:      map[string]string{"WANT_RD": hex.EncodeToString(usbdev.ReportDescriptor)},
-		QEMUArgs: []string{"-device", "qemu-xhci,id=xhci", "-chardev", "socket,id=ur0,path=" + sock, "-device", "usb-redir,chardev=ur0,id=redir0,bus=xhci.0"},
-		Console:  console,
-		Timeout:  4 * time.Minute,
+		Script:    script,
+		Env:       map[string]string{"WANT_RD": hex.EncodeToString(usbdev.ReportDescriptor)},
+		QEMUArgs:  []string{"-device", "qemu-xhci,id=xhci", "-chardev", "socket,id=ur0,path=" + sock, "-device", "usb-redir,chardev=ur0,id=redir0,bus=xhci.0"},
+		HostCalls: map[string]func(context.Context) error{"unplug": power("off"), "replug": power("on")},
+		Timeout:   4 * time.Minute,
 	})
 	require.Equal(t, 0, res.ExitCode)
 	require.Contains(t, res.Log, "fido2: assertion with user verification verified")
