@@ -293,6 +293,12 @@ func BenchmarkGetAssertion(b *testing.B) {
 	b.Run("socket", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, socketConn(b)), &std)
 	})
+	b.Run("usbredir", func(b *testing.B) {
+		getAssertionLoop(b, newRig(b, fileStore, usbredirConn(b)), &std)
+	})
+	b.Run("usbip", func(b *testing.B) {
+		getAssertionLoop(b, newRig(b, fileStore, usbipConn(b)), &std)
+	})
 }
 
 // BenchmarkMakeCredential is a whole makeCredential of a non-resident ES256 credential without

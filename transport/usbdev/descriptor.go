@@ -6,7 +6,7 @@
 // The device is what a hardware FIDO key is: full speed, one configuration, one HID interface
 // (class 3, no boot subclass), an interrupt IN endpoint 0x81 and an interrupt OUT endpoint 0x01
 // of 64 bytes, and the FIDO report descriptor (usage page 0xF1D0, usage 0x01, 64-byte input and
-// output reports) of CTAP 2.1 §11.2.8.1.
+// output reports) of CTAP 2.1's USB HID transport ("HID report descriptor and device discovery").
 package usbdev
 
 import (
@@ -74,7 +74,7 @@ type Speed int
 // The one speed the key has: full speed (12 Mbit/s), as every FIDO HID key.
 const SpeedFull Speed = 1
 
-// ReportDescriptor is the FIDO HID report descriptor (CTAP 2.1 §11.2.8.1): usage page 0xF1D0
+// ReportDescriptor is the FIDO HID report descriptor of CTAP 2.1's USB HID transport: usage page 0xF1D0
 // (FIDO Alliance), usage 0x01 (CTAPHID), one application collection with a 64-byte input report
 // (usage 0x20) and a 64-byte output report (usage 0x21), no report IDs.
 var ReportDescriptor = []byte{

@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/transport/internal/netserve"
 	"github.com/fidolab/fidolab/transport/usbdev"
 )
 
@@ -96,31 +97,15 @@ func (s *Server) plugged() bool { return s.cfg.Plug == nil || s.cfg.Plug.Plugged
 // Serve accepts clients on l until ctx ends, and closes l. A client that breaks the protocol is
 // logged and disconnected; the server goes on. It returns nil when ctx ended it.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
 	if s.cfg.Plug != nil {
 		unwatch := s.cfg.Plug.WatchPlug(s.plugChanged)
 		defer unwatch()
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			l.Close()
-			return fmt.Errorf("usbip: accept: %w", err)
+	return netserve.Serve(ctx, "usbip", l, func(c net.Conn) {
+		if err := s.ServeConn(ctx, c); err != nil {
+			s.log.Error("usbip: connection closed", "remote", netserve.Remote(c), "err", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.ServeConn(ctx, c); err != nil {
-				s.log.Error("usbip: connection closed", "remote", c.RemoteAddr().String(), "err", err)
-			}
-		}()
-	}
+	})
 }
 
 func (s *Server) plugChanged(on bool) {
@@ -148,7 +133,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	err := s.serveConn(c)
 	if ctx.Err() != nil || !errors.Is(err, ErrProtocol) {
 		if err != nil {
-			s.log.Debug("usbip: connection ended", "remote", c.RemoteAddr().String(), "reason", err)
+			s.log.Debug("usbip: connection ended", "remote", netserve.Remote(c), "reason", err)
 		}
 		return nil
 	}
@@ -186,7 +171,7 @@ func (s *Server) serveConn(c net.Conn) error {
 
 func (s *Server) importDevice(c net.Conn, busid string) error {
 	fail := func(st uint32, why string) error {
-		s.log.Warn("usbip: import refused", "remote", c.RemoteAddr().String(), "busid", busid, "reason", why)
+		s.log.Warn("usbip: import refused", "remote", netserve.Remote(c), "busid", busid, "reason", why)
 		_, err := c.Write(OpHeader{Version: Version, Code: OpRepImport, Status: st}.Encode())
 		return err
 	}
@@ -213,9 +198,9 @@ func (s *Server) importDevice(c net.Conn, busid string) error {
 	if _, err := c.Write(AppendDevice(reply, s.Record(), false)); err != nil {
 		return err
 	}
-	s.log.Info("usbip: device imported", "remote", c.RemoteAddr().String(), "busid", busid, "device", s.cfg.USB.String())
+	s.log.Info("usbip: device imported", "remote", netserve.Remote(c), "busid", busid, "device", s.cfg.USB.String())
 	err := ss.run()
-	s.log.Info("usbip: import ended", "remote", c.RemoteAddr().String(), "busid", busid)
+	s.log.Info("usbip: import ended", "remote", netserve.Remote(c), "busid", busid)
 	return err
 }
 
@@ -231,11 +216,7 @@ type urb struct {
 type session struct {
 	srv *Server
 	c   net.Conn
-	out chan []byte
-	wg  sync.WaitGroup
-	// done is closed when the session ends: senders stop waiting on a full out.
-	done     chan struct{}
-	doneOnce sync.Once
+	w   *netserve.Writer // encoded replies, in order
 
 	mu      sync.Mutex
 	state   *usbdev.State
@@ -245,12 +226,10 @@ type session struct {
 }
 
 func newSession(s *Server, c net.Conn) *session {
-	return &session{srv: s, c: c, out: make(chan []byte, 256), done: make(chan struct{})}
+	return &session{srv: s, c: c, w: netserve.NewWriter(c, 256)}
 }
 
 func (ss *session) run() error {
-	ss.wg.Add(1)
-	go ss.writer()
 	ss.mu.Lock()
 	ss.state = ss.srv.cfg.USB.NewState(ss.setReport)
 	ss.port = ss.srv.cfg.Device.Open(ss.inputReport)
@@ -261,9 +240,8 @@ func (ss *session) run() error {
 		ss.port = nil
 		ss.mu.Unlock()
 		p.Close()
-		ss.doneOnce.Do(func() { close(ss.done) })
+		ss.w.Close()
 		ss.c.Close()
-		ss.wg.Wait()
 	}()
 	for {
 		cmd, err := ReadCommand(ss.c)
@@ -276,39 +254,7 @@ func (ss *session) run() error {
 	}
 }
 
-func (ss *session) writer() {
-	defer ss.wg.Done()
-	var buf []byte
-	for {
-		select {
-		case b := <-ss.out:
-			buf = append(buf[:0], b...)
-		more:
-			for len(buf) < 64<<10 {
-				select {
-				case b := <-ss.out:
-					buf = append(buf, b...)
-				default:
-					break more
-				}
-			}
-			if _, err := ss.c.Write(buf); err != nil {
-				ss.c.Close()
-				ss.doneOnce.Do(func() { close(ss.done) })
-				return
-			}
-		case <-ss.done:
-			return
-		}
-	}
-}
-
-func (ss *session) sendLocked(b []byte) {
-	select {
-	case ss.out <- b:
-	case <-ss.done:
-	}
-}
+func (ss *session) sendLocked(b []byte) { ss.w.Send(b) }
 
 // setReport takes an output report sent with SET_REPORT on endpoint 0 (ss.mu held).
 func (ss *session) setReport(r []byte) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/transport/internal/netserve"
 	"github.com/fidolab/fidolab/transport/usbdev"
 )
 
@@ -73,38 +74,15 @@ func NewServer(cfg Config) *Server {
 // Serve accepts usb-guest connections on l until ctx ends, and closes l. A connection that breaks
 // the protocol is logged and closed; the server goes on. It returns nil when ctx ended it.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { l.Close() })
-	defer stop()
 	if s.cfg.Plug != nil {
 		unwatch := s.cfg.Plug.WatchPlug(s.plugChanged)
 		defer unwatch()
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			l.Close()
-			return fmt.Errorf("usbredir: accept: %w", err)
+	return netserve.Serve(ctx, "usbredir", l, func(c net.Conn) {
+		if err := s.ServeConn(ctx, c); err != nil {
+			s.log.Error("usbredir: connection closed", "remote", netserve.Remote(c), "err", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.ServeConn(ctx, c); err != nil {
-				s.log.Error("usbredir: connection closed", "remote", remote(c), "err", err)
-			}
-		}()
-	}
-}
-
-func remote(c net.Conn) string {
-	if a := c.RemoteAddr(); a != nil && a.String() != "" {
-		return a.String()
-	}
-	return c.LocalAddr().String()
+	})
 }
 
 // ServeConn serves one usb-guest on c until the guest hangs up, ctx ends or the guest breaks the
@@ -158,11 +136,7 @@ type session struct {
 	c   net.Conn
 	log *slog.Logger
 	rd  *Reader
-	out chan []byte // encoded packets for the writer goroutine, in order
-	wg  sync.WaitGroup
-	// done is closed when the session ends: senders stop waiting on a full out.
-	done     chan struct{}
-	doneOnce sync.Once
+	w   *netserve.Writer // encoded packets, in order
 
 	mu          sync.Mutex
 	n           Negotiated
@@ -179,19 +153,16 @@ type session struct {
 
 func newSession(s *Server, c net.Conn) *session {
 	return &session{
-		srv: s, c: c, log: s.log.With("remote", remote(c)),
-		rd: NewReader(c, FromGuest), out: make(chan []byte, 256), done: make(chan struct{}),
+		srv: s, c: c, log: s.log.With("remote", netserve.Remote(c)),
+		rd: NewReader(c, FromGuest), w: netserve.NewWriter(c, 256),
 	}
 }
 
 func (ss *session) run() error {
-	ss.wg.Add(1)
-	go ss.writer()
 	defer func() {
 		ss.detach()
-		ss.doneOnce.Do(func() { close(ss.done) })
+		ss.w.Close()
 		ss.c.Close()
-		ss.wg.Wait()
 	}()
 	ss.mu.Lock()
 	ss.sendLocked(Packet{Type: TypeHello, Header: EncodeHello(Hello{Version: ss.srv.cfg.Version, Caps: OurCaps})})
@@ -238,42 +209,10 @@ func (ss *session) run() error {
 	}
 }
 
-// writer sends encoded packets in order, several per write when they queue up.
-func (ss *session) writer() {
-	defer ss.wg.Done()
-	var buf []byte
-	for {
-		select {
-		case b := <-ss.out:
-			buf = append(buf[:0], b...)
-		more:
-			for len(buf) < 64<<10 {
-				select {
-				case b := <-ss.out:
-					buf = append(buf, b...)
-				default:
-					break more
-				}
-			}
-			if _, err := ss.c.Write(buf); err != nil {
-				ss.c.Close() // the reader then ends the session
-				ss.doneOnce.Do(func() { close(ss.done) })
-				return
-			}
-		case <-ss.done:
-			return
-		}
-	}
-}
-
 // sendLocked queues p for the writer. It blocks while the writer is behind (a paused VM reads
 // nothing), as a USB device waits for the host to poll it.
 func (ss *session) sendLocked(p Packet) {
-	b := AppendPacket(nil, ss.n, p)
-	select {
-	case ss.out <- b:
-	case <-ss.done:
-	}
+	ss.w.Send(AppendPacket(nil, ss.n, p))
 }
 
 // connectLocked tells the guest the device is there: ep_info, then interface_info, then

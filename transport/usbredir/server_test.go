@@ -328,3 +328,44 @@ func TestFilterThatRefusesTheKeyIsReported(t *testing.T) {
 		t.Fatal("no device_connect after the replug")
 	}
 }
+
+// A replug waits for the guest's device_disconnect_ack when both sides have the capability, so
+// the guest never takes packets of the old device for the new one; without it, it does not wait.
+func TestReplugWaitsForDisconnectAck(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		caps usbredir.Caps
+		wait bool
+	}{
+		{"with the ack capability", usbredirtest.Caps, true},
+		{"without it", usbredirtest.Caps &^ (1 << usbredir.CapDeviceDisconnectAck), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := serve(t)
+			conn, err := net.Dial("unix", r.addr)
+			require.NoError(t, err)
+			g, err := usbredirtest.New(conn, usbredirtest.Options{Caps: c.caps, NoDisconnectAck: true})
+			require.NoError(t, err)
+			defer g.Close()
+			require.True(t, (<-g.Events()).Connected)
+			require.NoError(t, r.key.SetPlugged(false))
+			require.False(t, (<-g.Events()).Connected)
+			require.NoError(t, r.key.SetPlugged(true))
+			if c.wait {
+				select {
+				case e := <-g.Events():
+					t.Fatalf("device_connect (%v) before the guest acknowledged the disconnect", e)
+				case <-time.After(100 * time.Millisecond):
+				}
+				require.NoError(t, g.Send(usbredir.Packet{Type: usbredir.TypeDeviceDisconnectAck}))
+			}
+			select {
+			case e := <-g.Events():
+				require.True(t, e.Connected)
+			case <-ctx(t).Done():
+				t.Fatal("no device_connect after the replug")
+			}
+		})
+	}
+}

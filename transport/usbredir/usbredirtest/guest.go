@@ -38,6 +38,7 @@ type Guest struct {
 	rd    *usbredir.Reader
 	caps  usbredir.Caps
 	peer  usbredir.Caps
+	noAck bool
 	inbox chan [usbdev.ReportSize]byte
 
 	wmu    sync.Mutex
@@ -64,12 +65,14 @@ type Options struct {
 	Caps usbredir.Caps
 	// Filter, when set, is sent as filter_filter after hello.
 	Filter string
+	// NoDisconnectAck leaves device_disconnect unacknowledged (the test sends the ack itself).
+	NoDisconnectAck bool
 }
 
 // New says hello on c and starts reading. It does not wait for the device: use WaitConnected.
 func New(c net.Conn, o Options) (*Guest, error) {
 	g := &Guest{
-		c: c, rd: usbredir.NewReader(c, usbredir.FromHost), caps: o.Caps,
+		c: c, rd: usbredir.NewReader(c, usbredir.FromHost), caps: o.Caps, noAck: o.NoDisconnectAck,
 		inbox:   make(chan [usbdev.ReportSize]byte, 4096),
 		waiting: map[uint64]chan usbredir.Packet{}, events: make(chan Event, 16), done: make(chan struct{}),
 		nextID: 1, arrived: make(chan struct{}),
@@ -359,7 +362,7 @@ func (g *Guest) dispatch(p usbredir.Packet) {
 		}
 		g.connected = false
 		g.event(Event{Connected: false, Device: g.device})
-		ack = g.caps.Has(usbredir.CapDeviceDisconnectAck) && g.peer.Has(usbredir.CapDeviceDisconnectAck)
+		ack = !g.noAck && g.caps.Has(usbredir.CapDeviceDisconnectAck) && g.peer.Has(usbredir.CapDeviceDisconnectAck)
 	case usbredir.TypeInterruptPacket:
 		h := usbredir.DecodeInterruptHeader(p.Header)
 		if h.Endpoint&0x80 != 0 && (h.Status == usbredir.StatusSuccess || g.waiting[p.ID] == nil) {
