@@ -8,18 +8,31 @@ import (
 	"fmt"
 	"net"
 	"sync"
+
+	"github.com/fidolab/fidolab/transport/listener"
 )
 
 // Serve accepts connections on l until ctx ends and runs serve for each in its own goroutine; it
-// closes l and waits for every serve to return. It returns nil when ctx ended it and the accept
-// error otherwise, prefixed with name.
+// closes l and waits for every serve to return. An accept error that can heal (too many open files,
+// an aborted connection: listener.Temporary) is retried after a backoff, as package listener's rules
+// say, while the connections already accepted keep being served. It returns nil when ctx ended it
+// and any other accept error otherwise, prefixed with name.
 func Serve(ctx context.Context, name string, l net.Listener, serve func(c net.Conn)) error {
+	return serveWith(ctx, name, l, serve, &listener.Backoff{})
+}
+
+func serveWith(ctx context.Context, name string, l net.Listener, serve func(c net.Conn), backoff *listener.Backoff) error {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
 		c, err := l.Accept()
+		if err != nil && ctx.Err() == nil && listener.Temporary(err) {
+			if _, ok := backoff.Wait(ctx); ok {
+				continue
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -27,6 +40,7 @@ func Serve(ctx context.Context, name string, l net.Listener, serve func(c net.Co
 			l.Close()
 			return fmt.Errorf("%s: accept: %w", name, err)
 		}
+		backoff.Reset()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

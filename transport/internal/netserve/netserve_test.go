@@ -4,10 +4,13 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/transport/listener"
 	"github.com/stretchr/testify/require"
 )
 
@@ -83,4 +86,52 @@ func TestServeRunsEachConnectionAndStopsWithContext(t *testing.T) {
 	require.NoError(t, err)
 	l2.Close()
 	require.ErrorContains(t, Serve(context.Background(), "test", l2, func(net.Conn) {}), "test: accept:")
+}
+
+// flakyListener fails its first accepts with EMFILE, as a process at its file limit does, then
+// hands out real connections.
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeRetriesTemporaryAcceptErrors: running out of file descriptors for a moment must not end
+// the server (issue 9 item 8, for every listening transport): it backs off and accepts again.
+func TestServeRetriesTemporaryAcceptErrors(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := &flakyListener{Listener: inner}
+	l.fails.Store(5)
+	waits := 0
+	now := make(chan time.Time)
+	close(now) // every backoff wait ends at once; the test counts them instead of sleeping
+	bo := &listener.Backoff{After: func(time.Duration) <-chan time.Time { waits++; return now }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serveWith(ctx, "test", l, func(c net.Conn) { c.Close(); served <- struct{}{} }, bo)
+	}()
+	c, err := net.Dial("tcp", inner.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	select {
+	case <-served:
+	case err := <-done:
+		t.Fatalf("server ended on a temporary accept error: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection not served")
+	}
+	require.Equal(t, 5, waits, "one backoff per failed accept")
+	cancel()
+	require.NoError(t, <-done)
 }
