@@ -49,7 +49,7 @@ func (d *diagnosis) ownKeyPasses(ctx context.Context, c catalog.Case) bool {
 		return v == result.Pass
 	}
 	base := d.opts
-	base.Keys = d.base
+	base.Keys, base.WrapConn = d.base, nil // the baseline is not the run's: no trace of it
 	return runCase(ctx, c, base, nil).Verdict == result.Pass
 }
 

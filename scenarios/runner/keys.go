@@ -137,11 +137,15 @@ func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
 // Advance moves the key's clock forward (host.Clock).
 func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 
+// Now reads the key's clock (host.Clock): the times of a trace, the silences Windows measures.
+func (k *inprocKey) Now() time.Time { return k.clock.Now() }
+
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
 
-// Now is the key's clock (host.Clock).
-func (k *inprocKey) Now() time.Time { return k.clock.Now() }
+func (k *inprocKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	k.conns.setConnWrapper(f)
+}
 
 func (k *inprocKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
 	return k.conns.open(ctx, k.Connect(), o)
@@ -167,11 +171,30 @@ func (k *inprocKey) Close() error {
 type conns struct {
 	mu   sync.Mutex
 	live []ctaphid.ReportConn
+	wrap func(ctaphid.ReportConn) ctaphid.ReportConn // Options.WrapConn, bound to the case
 }
 
-// open keeps conn and returns a CTAP client on it, read through o.HID, with a fresh channel;
+// connWrapping keys let the runner wrap the host connections they open (Options.WrapConn).
+type connWrapping interface {
+	setConnWrapper(func(ctaphid.ReportConn) ctaphid.ReportConn)
+}
+
+func (cs *conns) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	cs.mu.Lock()
+	cs.wrap = f
+	cs.mu.Unlock()
+}
+
+// open keeps conn and returns a CTAP client on it with a fresh channel: the trace wrapper
+// (Options.WrapConn) sits next to the key, the host's HID stack (o.HID) next to the client, so the
+// trace records the key's reports and times as they are and the host reads through both.
 // o.Record, when non-nil, sees every exchange.
 func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, o host.ClientOptions) (*client.Client, error) {
+	cs.mu.Lock()
+	if cs.wrap != nil {
+		conn = cs.wrap(conn)
+	}
+	cs.mu.Unlock()
 	if o.HID != nil {
 		conn = o.HID(conn)
 	}
@@ -252,6 +275,10 @@ func (f *externalFactory) Close() error     { return nil }
 type externalKey struct {
 	f     *externalFactory
 	conns conns
+}
+
+func (k *externalKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	k.conns.setConnWrapper(f)
 }
 
 func (k *externalKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
