@@ -272,7 +272,7 @@ func (p *parser) step(d *stepDoc, n *yaml.Node, path string, accounts *[]string)
 			p.fail(n, join(path, "args."+r), "action %s needs args.%s", a.Name, r)
 		}
 	}
-	if (a.Name == host.ActRegister || a.Name == host.ActRegisterOtherSite) && a.Account != "" && !slices.Contains(*accounts, a.Account) {
+	if (a.Name == host.ActRegister || a.Name == host.ActRegisterOtherSite || a.Name == host.ActRegisterOtherTenant) && a.Account != "" && !slices.Contains(*accounts, a.Account) {
 		*accounts = append(*accounts, a.Account)
 	}
 	if d.Expect.Kind != 0 {

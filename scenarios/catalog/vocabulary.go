@@ -41,6 +41,12 @@ var (
 		}
 		return nil
 	}
+	tenantArg = func(s string) error {
+		if !validID.MatchString(s) {
+			return fmt.Errorf("%q: a tenant name of lower-case letters, digits, '-', '_' and '.'", s)
+		}
+		return nil
+	}
 	secondsArg = func(s string) error {
 		f, err := strconv.ParseFloat(s, 64)
 		if err == nil && (f < 0 || f > 3600) {
@@ -84,6 +90,7 @@ var actions = map[string]actionSpec{
 	host.ActRemoteSignIn: {args: map[string]func(string) error{"via": remoteVia, "redirection": boolText, "at": remoteAt},
 		required: []string{"via", "redirection"}},
 	host.ActRegisterOtherSite:          {needAccount: true, args: map[string]func(string) error{"rp": rpIDArg}, required: []string{"rp"}},
+	host.ActRegisterOtherTenant:        {needAccount: true, args: map[string]func(string) error{"tenant": tenantArg}, required: []string{"tenant"}},
 	host.ActRunAs:                      {},
 	host.ActSMIMESign:                  {},
 	host.ActServerSignIn:               {},

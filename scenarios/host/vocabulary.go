@@ -39,6 +39,10 @@ const (
 	// relying party ID) from a browser on this device: a credential of another relying party on
 	// the same key.
 	ActRegisterOtherSite = "register-other-site"
+	// ActRegisterOtherTenant registers the key for Account of another organisation's Entra tenant
+	// (Args "tenant", its name) from a browser on this device: a second Microsoft Entra account on
+	// the key, for the same relying party login.microsoft.com, that this device's tenant does not know.
+	ActRegisterOtherTenant = "register-other-tenant"
 	// ActRemoteSignIn signs in to an Entra app inside a remote session (Args "via" rdp, vdi or
 	// citrix; "redirection" true/false: WebAuthn or FIDO2 redirection to the local key; "at"
 	// session (default) or logon: in the session, or at the remote logon screen).

@@ -38,7 +38,7 @@ func (t keyTraits) relevant(c catalog.Case) []string {
 	var logon, replug, reset, otherSite bool
 	for _, st := range c.Steps {
 		switch st.Action.Name {
-		case host.ActRegister:
+		case host.ActRegister, host.ActRegisterOtherTenant:
 			accounts++
 		case host.ActLockScreenSignIn, host.ActUnlock:
 			logon = true

@@ -143,6 +143,8 @@ type Host struct {
 	cache map[string]*cached // by account + "/" + hex credential ID
 	// sites are the other websites the user registered passkeys at (register-other-site).
 	sites map[string]*rp.RP
+	// others are other organisations' tenants the user registered the key with (register-other-tenant).
+	others map[string]*entra.Tenant
 }
 
 // Tenant exposes the case's Entra tenant (for tests and reports).
@@ -202,6 +204,8 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 		out, err = h.webauthnSignIn(ctx, a, &n)
 	case host.ActRegisterOtherSite:
 		out, err = h.registerOtherSite(ctx, a, &n)
+	case host.ActRegisterOtherTenant:
+		out, err = h.registerOtherTenant(ctx, a, &n)
 	case host.ActSetPIN:
 		out, err = h.setPIN(ctx, a, &n)
 	case host.ActChangePIN:

@@ -99,6 +99,9 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 		max(first.NumberOfCredentials, 1), entra.RPID, shortID(first.CredentialID), account)
 
 	if h.online {
+		if ten, acc := h.otherTenantOf(handle); ten != "" {
+			return fail(host.CodeNoCredentials, fmt.Sprintf("the key's first credential is %s's, an account of tenant %s: Windows takes the last account added, and this device's tenant does not know it", acc, ten)), nil
+		}
 		si, err := h.tenant.Redeem(nonce, first)
 		if err != nil {
 			return outcomeOf("Entra sign-in", err)
