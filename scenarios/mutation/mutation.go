@@ -13,7 +13,6 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/scenarios/catalog"
-	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/fidolab/fidolab/scenarios/runner"
 	"github.com/fidolab/fidolab/scenarios/winmodel"
@@ -136,6 +135,3 @@ func RemoveRule(ctx context.Context, cat *catalog.Catalog, r winmodel.Rule) (Rul
 	}
 	return o, nil
 }
-
-// target is the default model, for callers that need one by value.
-var _ host.Target = winmodel.New()

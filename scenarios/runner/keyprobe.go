@@ -88,8 +88,7 @@ func probeKey(ctx context.Context, key Key) keyTraits {
 		}
 	}
 	p := &prober{c: c, pin: pin, hmac: info.HasExtension("hmac-secret")}
-	older, err := p.make(ctx, probeRP, "older")
-	if err != nil {
+	if _, err := p.make(ctx, probeRP, "older"); err != nil {
 		return t
 	}
 	newer, err := p.make(ctx, probeRP, "newer")
@@ -101,7 +100,6 @@ func probeKey(ctx context.Context, key Key) keyTraits {
 	}
 	_, err = p.assert(ctx, probeOtherRP, nil, nil)
 	t.otherRPs = err == nil
-	_ = older
 
 	if p.hmac {
 		salt := make([]byte, 32)
