@@ -113,7 +113,9 @@ func (d *diagnosis) causes(ctx context.Context, c catalog.Case, key Key, rc *res
 	if info != nil {
 		out = append(out, missing(caseNeeds(c), c.Key.Persona, info)...)
 	}
-	out = append(out, d.probed(ctx).relevant(c)...)
+	if shapeOf(c).any() { // probing a slow external key takes a while: only when it can tell
+		out = append(out, d.probed(ctx).relevant(c)...)
+	}
 	var uniq []string
 	for _, s := range out {
 		if !slices.Contains(uniq, s) {

@@ -32,10 +32,17 @@ const (
 	probeOtherRP = "elsewhere.fidolab.test"
 )
 
-// relevant lists the traits case c depends on, as causes.
-func (t keyTraits) relevant(c catalog.Case) []string {
+// dependsOn says which traits a case's outcome can depend on, from its shape: the order of
+// several accounts at a logon, the hmac-secret output across a replug, other sites' credentials,
+// the reset window.
+type dependsOn struct{ order, replug, otherSite, reset bool }
+
+func (d dependsOn) any() bool { return d.order || d.replug || d.otherSite || d.reset }
+
+func shapeOf(c catalog.Case) dependsOn {
 	accounts := len(c.Key.Accounts)
-	var logon, replug, reset, otherSite bool
+	var d dependsOn
+	logon := false
 	for _, st := range c.Steps {
 		switch st.Action.Name {
 		case host.ActRegister, host.ActRegisterOtherTenant:
@@ -43,24 +50,31 @@ func (t keyTraits) relevant(c catalog.Case) []string {
 		case host.ActLockScreenSignIn, host.ActUnlock:
 			logon = true
 		case host.ActReplug:
-			replug = true
+			d.replug = true
 		case host.ActResetKey:
-			reset = true
+			d.reset = true
 		case host.ActRegisterOtherSite:
-			otherSite = true
+			d.otherSite = true
 		}
 	}
+	d.order = accounts >= 2 && logon
+	return d
+}
+
+// relevant lists the traits case c depends on, as causes.
+func (t keyTraits) relevant(c catalog.Case) []string {
+	d := shapeOf(c)
 	var out []string
-	if t.oldestFirst && accounts >= 2 && logon {
+	if t.oldestFirst && d.order {
 		out = append(out, "credential ordering: the key returns discoverable credentials oldest first, and Windows takes the first and never asks for the next, so it signs in as the first account added instead of the last")
 	}
-	if t.hmacPerBoot && replug {
+	if t.hmacPerBoot && d.replug {
 		out = append(out, "hmac-secret output changes after a power cycle (CredRandom not persisted): the secret Windows cached online no longer opens its offline cache once the key was replugged")
 	}
-	if t.otherRPs && otherSite {
+	if t.otherRPs && d.otherSite {
 		out = append(out, "getAssertion without allowList returns other sites' discoverable credentials: Windows takes a credential Entra never registered")
 	}
-	if t.reset != "" && reset {
+	if t.reset != "" && d.reset {
 		out = append(out, t.reset)
 	}
 	return out
