@@ -81,7 +81,7 @@ func Inject(ctx context.Context, cat *catalog.Catalog, d Defect, m Mode, baselin
 	default:
 		return Outcome{}, fmt.Errorf("defect %s: unknown mode %q", d.ID, m)
 	}
-	run, err := runner.Run(ctx, cat, runner.Options{Keys: keys, Baseline: baseline})
+	run, err := runner.Run(ctx, cat, runner.Options{Keys: keys, Baseline: baseline, NoExchanges: true})
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -123,7 +123,7 @@ func RemoveRule(ctx context.Context, cat *catalog.Catalog, r winmodel.Rule) (Rul
 	if len(sub.Scenarios) == 0 {
 		return o, nil
 	}
-	run, err := runner.Run(ctx, sub, runner.Options{Target: winmodel.New(winmodel.WithoutRule(r.ID))})
+	run, err := runner.Run(ctx, sub, runner.Options{Target: winmodel.New(winmodel.WithoutRule(r.ID)), NoExchanges: true})
 	if err != nil {
 		return o, err
 	}

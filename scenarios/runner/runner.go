@@ -40,6 +40,9 @@ type Options struct {
 	// without a clock of its own (an external key); nil means the wall clock. In-process keys
 	// have their own virtual clocks.
 	Clock clock.Clock
+	// NoExchanges leaves the steps' CTAP exchanges out of the result: a run whose verdicts and
+	// causes are read but not its traffic (the catalog's mutation measurement) skips decoding it.
+	NoExchanges bool
 	// Baseline is a run of the same catalog on the same target with each scenario's own key.
 	// On another key a failing case is blamed on that key only when its baseline case passed;
 	// without Baseline each failing case is run again with its own key to find out.
@@ -198,7 +201,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options, diag *diagnosis)
 		}
 		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
 	}
-	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
+	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock, noExchanges: opts.NoExchanges}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
 	}

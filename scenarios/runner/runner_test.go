@@ -228,3 +228,19 @@ func TestInProcessKeyClock(t *testing.T) {
 	k.Advance(11 * time.Second)
 	require.Equal(t, 12500*time.Millisecond, k.clock.Now().Sub(start))
 }
+
+// TestNoExchanges: a run that asks for no traffic records none, with the same verdicts.
+func TestNoExchanges(t *testing.T) {
+	t.Parallel()
+	cat := loadTemp(t, fakeCatalog)
+	for _, no := range []bool{false, true} {
+		run, err := Run(context.Background(), cat, Options{Target: fakeTarget{}, Filter: "wrong-pin", NoExchanges: no})
+		require.NoError(t, err)
+		require.Equal(t, result.Pass, run.Cases[0].Verdict)
+		n := 0
+		for _, s := range run.Cases[0].Steps {
+			n += len(s.Exchanges)
+		}
+		require.Equal(t, no, n == 0, "NoExchanges %v: %d exchanges", no, n)
+	}
+}
