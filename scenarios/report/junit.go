@@ -47,7 +47,13 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitProblem `xml:"failure,omitempty"`
 	Error     *junitProblem `xml:"error,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+// junitSkipped is a testcase not run on purpose; message says why.
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitProblem struct {
@@ -95,6 +101,9 @@ func JUnit(w io.Writer, r *result.Run) error {
 			case result.KeyIncompatible:
 				tc.Failure = &junitProblem{Type: "key-incompatible", Message: failureMessage(c), Text: failureText(c)}
 				suite.Failures++
+			case result.Skipped:
+				tc.Skipped = &junitSkipped{Message: oneLine(c.Error)}
+				suite.Skipped++
 			default:
 				msg := oneLine(c.Error)
 				if msg == "" {

@@ -19,15 +19,15 @@ type Progress struct {
 	ASCII bool // ASCII counters instead of ✓ ✗
 	Width int  // columns of the single line; 0 means 100
 
-	mu                          sync.Mutex
-	w                           io.Writer
-	total, done                 int
-	pass, fail, keyinc, errored int
-	running                     map[*result.Case]bool
-	current                     string
-	dirty                       bool // a \r line is on screen and needs a newline before other output
-	now                         func() time.Time
-	start                       time.Time
+	mu                                   sync.Mutex
+	w                                    io.Writer
+	total, done                          int
+	pass, fail, keyinc, errored, skipped int
+	running                              map[*result.Case]bool
+	current                              string
+	dirty                                bool // a \r line is on screen and needs a newline before other output
+	now                                  func() time.Time
+	start                                time.Time
 }
 
 // NewProgress returns a display of total cases writing to w.
@@ -85,6 +85,8 @@ func (p *Progress) update(done, total int, c *result.Case) {
 		p.fail++
 	case result.KeyIncompatible:
 		p.keyinc++
+	case result.Skipped:
+		p.skipped++
 	default:
 		p.errored++
 	}
@@ -151,6 +153,8 @@ func (p *Progress) mark(c *result.Case) string {
 		return g.fail
 	case "keyinc":
 		return g.keyinc
+	case "skip":
+		return g.skip
 	}
 	return g.err
 }
@@ -170,6 +174,9 @@ func (p *Progress) line() string {
 	}
 	if p.errored > 0 {
 		s += fmt.Sprintf("  %s %d", g.err, p.errored)
+	}
+	if p.skipped > 0 {
+		s += fmt.Sprintf("  %s %d", g.skip, p.skipped)
 	}
 	if p.current != "" {
 		s += "  " + p.current

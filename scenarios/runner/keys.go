@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"github.com/fidolab/fidolab/authenticator/emulator"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +15,6 @@ import (
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
-	"github.com/fidolab/fidolab/transport/socket"
 )
 
 // Key is a key the runner hands to hosts for one case.
@@ -156,115 +153,3 @@ func (k *inprocKey) Close() error {
 	k.dropConns()
 	return k.Key.Close()
 }
-
-// External is a key outside the process reached over a report socket: spec is
-// "socket:PATH", "socket:unix:PATH" or "socket:tcp:HOST:PORT", optionally followed by
-// ",control=HOST:PORT" naming the key's control API (fidolab serve --control) for replugging.
-// Every case uses the same key, so cases run one after another and the runner resets the key
-// between them (replug, then authenticatorReset within the power-up window).
-func External(spec string) (KeyFactory, error) {
-	rest, ok := strings.CutPrefix(spec, "socket:")
-	if !ok {
-		return nil, fmt.Errorf("key %q: want socket:PATH (hidraw and usb keys are not supported yet)", spec)
-	}
-	addr, opt, _ := strings.Cut(rest, ",")
-	if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
-		addr = "unix:" + addr
-	}
-	f := &externalFactory{spec: spec, addr: addr}
-	if opt != "" {
-		ctl, ok := strings.CutPrefix(opt, "control=")
-		if !ok || ctl == "" {
-			return nil, fmt.Errorf("key %q: unknown option %q (want control=HOST:PORT)", spec, opt)
-		}
-		f.control = ctl
-	}
-	return f, nil
-}
-
-type externalFactory struct {
-	spec, addr, control string
-}
-
-func (f *externalFactory) Open(ctx context.Context, _ *catalog.Scenario) (Key, error) {
-	k := &externalKey{f: f}
-	// A fresh key for each case: power-up, then reset inside the window.
-	if err := k.Replug(ctx); err != nil {
-		return nil, err
-	}
-	c, err := k.Client(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Reset(ctx); err != nil {
-		return nil, fmt.Errorf("resetting %s between cases: %w", f.spec, err)
-	}
-	return k, nil
-}
-
-func (f *externalFactory) Describe() string { return f.spec }
-func (f *externalFactory) Override() string { return f.spec }
-func (f *externalFactory) Sequential() bool { return true }
-func (f *externalFactory) Close() error     { return nil }
-
-type externalKey struct {
-	f     *externalFactory
-	mu    sync.Mutex
-	conns []ctaphid.ReportConn
-}
-
-func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn, err := socket.Dial(k.f.addr)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
-	}
-	k.mu.Lock()
-	k.conns = append(k.conns, conn)
-	k.mu.Unlock()
-	hid := ctaphid.NewClient(conn)
-	if _, err := hid.Init(ctx); err != nil {
-		return nil, fmt.Errorf("key %s: CTAPHID_INIT: %w", k.f.spec, err)
-	}
-	var opts []client.Option
-	if rec != nil {
-		opts = append(opts, client.WithRecorder(rec))
-	}
-	return client.New(hid, opts...), nil
-}
-
-// Replug power-cycles the key through its control API; without one the key cannot be replugged
-// and the user would have to do it.
-func (k *externalKey) Replug(ctx context.Context) error {
-	if k.f.control == "" {
-		return fmt.Errorf("key %s: cannot replug without ,control=HOST:PORT", k.f.spec)
-	}
-	k.dropConns()
-	for _, state := range []string{"off", "on"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+k.f.control+"/power/"+state, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("key %s: replug: %w", k.f.spec, err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("key %s: replug: control API answered %s", k.f.spec, resp.Status)
-		}
-	}
-	return nil
-}
-
-func (k *externalKey) dropConns() {
-	k.mu.Lock()
-	conns := k.conns
-	k.conns = nil
-	k.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
-
-func (k *externalKey) Describe() string { return k.f.spec }
-func (k *externalKey) Close() error     { k.dropConns(); return nil }
