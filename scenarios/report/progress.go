@@ -19,15 +19,17 @@ type Progress struct {
 	ASCII bool // ASCII counters instead of ✓ ✗
 	Width int  // columns of the single line; 0 means 100
 
-	mu                                   sync.Mutex
-	w                                    io.Writer
-	total, done                          int
-	pass, fail, keyinc, errored, skipped int
-	running                              map[*result.Case]bool
-	current                              string
-	dirty                                bool // a \r line is on screen and needs a newline before other output
-	now                                  func() time.Time
-	start                                time.Time
+	mu                          sync.Mutex
+	w                           io.Writer
+	total, done                 int
+	pass, fail, keyinc, errored int
+	running                     map[*result.Case]bool
+	current                     string
+	dirty                       bool // a \r line is on screen and needs a newline before other output
+	now                         func() time.Time
+	start                       time.Time
+
+	skipped int // cases not run on purpose (result.Skipped)
 }
 
 // NewProgress returns a display of total cases writing to w.
