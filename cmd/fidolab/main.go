@@ -5,6 +5,7 @@
 //	fidolab key      inspect or edit a key's state file
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
+//	fidolab devices  list the FIDO keys plugged into this machine (hidraw, or libusb with -tags gousb)
 package main
 
 import (
@@ -18,13 +19,15 @@ import (
 const usage = `fidolab — a software FIDO2 security key and the lab around it
 
 usage:
-  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
+  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key KEY [--destructive]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
+                  KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT]
   fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
                   [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
+  fidolab devices [--json] [--all] [--usb]                     list the FIDO keys plugged in, with their --key
   fidolab help
 
 Run "fidolab COMMAND -h" for a command's flags.
@@ -54,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPersona(args[1:], stdout, stderr)
 	case "compat":
 		err = cmdCompat(args[1:], stdout, stderr)
+	case "devices":
+		err = cmdDevices(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
