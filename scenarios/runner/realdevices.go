@@ -155,8 +155,13 @@ func (d *hidrawDevice) waitReplug(ctx context.Context) error {
 	}
 }
 
-// usbDevice is a key reached through libusb, found by VID:PID[:SERIAL] on every open.
-type usbDevice struct{ spec usb.Spec }
+// usbDevice is a key reached through libusb, found by VID:PID[:SERIAL] when opened. A USB
+// interface has one owner at a time, so every client of the case shares one claimed interface
+// through a usb.Hub (hosts keep a client open while they open another).
+type usbDevice struct {
+	spec usb.Spec
+	hub  *usb.Hub
+}
 
 func newUSBDevice(s string) (*usbDevice, error) {
 	spec, err := usb.ParseSpec(s)
@@ -166,12 +171,14 @@ func newUSBDevice(s string) (*usbDevice, error) {
 	if !usb.Available {
 		return nil, usb.ErrNotBuilt
 	}
-	return &usbDevice{spec: spec}, nil
+	d := &usbDevice{spec: spec}
+	d.hub = usb.NewHub(func(context.Context) (ctaphid.ReportConn, error) { return usb.Open(spec) })
+	return d, nil
 }
 
 func (d *usbDevice) describe() string { return "usb " + d.spec.String() }
 
-func (d *usbDevice) dial(context.Context) (ctaphid.ReportConn, error) { return usb.Open(d.spec) }
+func (d *usbDevice) dial(ctx context.Context) (ctaphid.ReportConn, error) { return d.hub.Dial(ctx) }
 
 // waitReplug returns when the key has gone and come back: absent from the bus, or present at a new
 // address (a replugged device gets a new one).

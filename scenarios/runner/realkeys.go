@@ -17,8 +17,15 @@ import (
 )
 
 // ErrUsage marks a key spec that cannot work at all (a typo, a socket key without its control
-// API): the CLI reports it once, as a usage error, before any case runs.
+// API): the CLI reports it once, as a usage error, before any case runs. errors.Is finds it.
 var ErrUsage = errors.New("bad key spec")
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == ErrUsage }
+
+func usageErr(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 // SkipError marks a case the runner did not run on purpose (it would have erased a key without
 // permission, or needs a replug nobody can do); the report lists it as skipped with Reason.
@@ -67,7 +74,7 @@ func External(spec string) (KeyFactory, error) { return ExternalKey(spec, KeyOpt
 func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 	kind, rest, ok := strings.Cut(spec, ":")
 	if !ok {
-		return nil, fmt.Errorf("%w: key %q: want socket:PATH,control=HOST:PORT, hidraw:/dev/hidrawN or usb:VID:PID[:SERIAL]", ErrUsage, spec)
+		return nil, usageErr("key %q: want socket:PATH,control=HOST:PORT, hidraw:/dev/hidrawN or usb:VID:PID[:SERIAL]", spec)
 	}
 	addr, optStr, _ := strings.Cut(rest, ",")
 	var control string
@@ -75,7 +82,7 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 		for _, o := range strings.Split(optStr, ",") {
 			v, ok := strings.CutPrefix(o, "control=")
 			if !ok || v == "" || control != "" {
-				return nil, fmt.Errorf("%w: key %q: unknown option %q (want control=HOST:PORT)", ErrUsage, spec, o)
+				return nil, usageErr("key %q: unknown option %q (want control=HOST:PORT)", spec, o)
 			}
 			control = v
 		}
@@ -91,8 +98,8 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 			addr = "unix:" + addr
 		}
 		if control == "" {
-			return nil, fmt.Errorf("%w: key %q: a served key is power-cycled between cases through its control API: "+
-				"add ,control=HOST:PORT (the address given to fidolab serve --control)", ErrUsage, spec)
+			return nil, usageErr("key %q: a served key is power-cycled between cases through its control API: "+
+				"add ,control=HOST:PORT (the address given to fidolab serve --control)", spec)
 		}
 		f.dev = &socketDevice{addr: addr}
 	case "hidraw":
@@ -100,10 +107,10 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 	case "usb":
 		f.dev, err = newUSBDevice(addr)
 	default:
-		return nil, fmt.Errorf("%w: key %q: unknown kind %q (want socket, hidraw or usb)", ErrUsage, spec, kind)
+		return nil, usageErr("key %q: unknown kind %q (want socket, hidraw or usb)", spec, kind)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: key %q: %v", ErrUsage, spec, err)
+		return nil, usageErr("key %q: %v", spec, err)
 	}
 	switch {
 	case control != "":
