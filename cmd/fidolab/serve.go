@@ -23,11 +23,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fidolab serve", stderr)
 	personaRef := fs.String("persona", "", "persona name or YAML file (default: the state file's, else \"default\")")
 	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
-	transport := fs.String("transport", "socket", "how the key is exposed: socket")
+	transport := fs.String("transport", "socket", "how the key is exposed: socket, uhid, gadget")
 	listen := fs.String("listen", "unix:fidolab.sock", "socket address: unix:PATH or tcp:127.0.0.1:PORT")
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
+	dev := deviceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,8 +50,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if *transport != "socket" {
-		return usagef("--transport %q: only socket is available", *transport)
+	if *transport != "socket" && !isDeviceTransport(*transport) {
+		return usagef("--transport %q: want socket, uhid or gadget", *transport)
 	}
 	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger})
 	if err != nil {
@@ -64,12 +65,19 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	l, err := socket.Listen(*listen)
-	if err != nil {
-		return err
-	}
 	errc := make(chan error, 2)
-	go func() { errc <- socket.Serve(ctx, l, k.Device) }()
+	where := *listen
+	if isDeviceTransport(*transport) {
+		if where, err = serveDevice(ctx, *transport, dev, k, logger, stderr, errc); err != nil {
+			return err
+		}
+	} else {
+		l, err := socket.Listen(*listen)
+		if err != nil {
+			return err
+		}
+		go func() { errc <- socket.Serve(ctx, l, k.Device) }()
+	}
 
 	if *ctl != "" {
 		cl, err := control.Listen(*ctl)
@@ -85,12 +93,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		defer srv.Close()
 		fmt.Fprintf(stderr, "fidolab: control API on http://%s/\n", cl.Addr())
 	}
-	where := "in memory"
+	stateWhere := "in memory"
 	if *state != "" {
-		where = *state
+		stateWhere = *state
 	}
 	fmt.Fprintf(stderr, "fidolab: serving persona %s (AAGUID %s, state %s) on %s\n",
-		k.Persona.Name, k.Persona.AAGUID, where, *listen)
+		k.Persona.Name, k.Persona.AAGUID, stateWhere, where)
 	_ = stdout
 	select {
 	case <-ctx.Done():

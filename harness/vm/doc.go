@@ -52,9 +52,12 @@
 // the needed modules (~2 MB), unpacked once per kernel package version (apt-get download, no
 // install, no root needed); initramfs-RELEASE-KEY.cpio is the base initramfs, rebuilt when the
 // embedded guest scripts or any host file it carries (by path, size and modification time)
-// change; slots/ holds the lock files that bound parallel guests. Without apt or network, the newest
-// cached kernel is used. FIDOLAB_VM_KERNEL_DEB=path.deb boots another Debian kernel package.
-// Deleting the directory is always safe.
+// change (images of other checkouts sharing the cache stay; one unused for 3 days is removed);
+// gobin/PID/ holds the static Go builds of a test process; slots/ holds the lock files that bound
+// parallel guests. apt's answer about the current kernel package is trusted for 12 hours
+// (FIDOLAB_VM_REFRESH=1 asks again); without apt or network, the newest cached kernel is used.
+// FIDOLAB_VM_KERNEL_DEB=path.deb boots another Debian kernel package. Deleting the directory is
+// always safe when no test runs.
 //
 // Each run writes the base initramfs followed by a small cpio archive of its own (/test.sh, the
 // environment, Config.Files) — the kernel unpacks both, the later file winning — so adding a

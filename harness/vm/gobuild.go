@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -24,9 +25,21 @@ var (
 // static linux/amd64 executable (CGO_ENABLED=0), once per process, and returns its path. The go
 // command's build cache makes a rebuild after an unrelated change take about a second.
 func GoBinary(ctx context.Context, pkg string) (string, error) {
+	return goBuild(ctx, pkg, "build")
+}
+
+// GoTestBinary compiles the tests of package pkg (go test -c) as a static linux/amd64
+// executable, once per process, and returns its path: a package's tests that need the guest's
+// kernel (/dev/uhid, configfs, a UDC) run in the guest with `pkg.test -test.run …`.
+func GoTestBinary(ctx context.Context, pkg string) (string, error) {
+	return goBuild(ctx, pkg, "test")
+}
+
+func goBuild(ctx context.Context, pkg, verb string) (string, error) {
 	goBuildMu.Lock()
 	defer goBuildMu.Unlock()
-	if p, ok := goBuilt[pkg]; ok {
+	key := verb + " " + pkg
+	if p, ok := goBuilt[key]; ok {
 		return p, nil
 	}
 	if goBuildDir == "" {
@@ -37,12 +50,16 @@ func GoBinary(ctx context.Context, pkg string) (string, error) {
 		goBuildDir = d
 	}
 	out := filepath.Join(goBuildDir, fmt.Sprintf("%d-%s", len(goBuilt), path.Base(pkg)))
-	cmd := exec.CommandContext(ctx, goCommand(), "build", "-trimpath", "-o", out, pkg)
+	args := []string{"build", "-o", out, pkg}
+	if verb == "test" {
+		args = []string{"test", "-c", "-o", out, pkg}
+	}
+	cmd := exec.CommandContext(ctx, goCommand(), args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("vm: go build %s: %w\n%s", pkg, err, b)
+		return "", fmt.Errorf("vm: go %s: %w\n%s", strings.Join(args, " "), err, b)
 	}
-	goBuilt[pkg] = out
+	goBuilt[key] = out
 	return out, nil
 }
 
@@ -53,6 +70,16 @@ func goCommand() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// TestBinary returns a File that puts the static test binary of pkg (see GoTestBinary) at
+// /usr/bin/NAME.test in the guest, NAME being the last element of pkg.
+func TestBinary(ctx context.Context, pkg string) (File, error) {
+	p, err := GoTestBinary(ctx, pkg)
+	if err != nil {
+		return File{}, err
+	}
+	return File{Path: "/usr/bin/" + path.Base(pkg) + ".test", Mode: 0o755, Source: p}, nil
 }
 
 // Binary returns a File that puts the static build of pkg (see GoBinary) at /usr/bin/NAME in the

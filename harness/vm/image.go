@@ -404,6 +404,8 @@ func baseInitramfs(dir string, kf *kernelFiles, log *slog.Logger) (string, bool,
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 	out := filepath.Join(dir, "initramfs-"+kf.Release+"-"+key+".cpio")
 	if _, err := os.Stat(out); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(out, now, now) // in use: keep it from collectImages
 		return out, false, nil
 	}
 	log.Info("vm: building base initramfs", "path", out)
@@ -438,17 +440,26 @@ func baseInitramfs(dir string, kf *kernelFiles, log *slog.Logger) (string, bool,
 	if err := w.Close(); err != nil {
 		return "", false, err
 	}
-	// Old images of this kernel are replaced, not accumulated.
-	olds, _ := filepath.Glob(filepath.Join(dir, "initramfs-*.cpio"))
 	if err := writeAtomic(out, buf.Bytes()); err != nil {
 		return "", false, err
 	}
+	collectImages(dir, out)
+	return out, true, nil
+}
+
+// imageMaxIdle is how long an image nobody prepared stays in the cache. Several checkouts of
+// the project (other branches, other worktrees) share the cache with images of their own, so an
+// image is never removed because another one was built.
+const imageMaxIdle = 72 * time.Hour
+
+// collectImages removes base images, other than keep, that no Prepare used for imageMaxIdle.
+func collectImages(dir, keep string) {
+	olds, _ := filepath.Glob(filepath.Join(dir, "initramfs-*.cpio"))
 	for _, o := range olds {
-		if o != out {
+		if fi, err := os.Stat(o); err == nil && o != keep && time.Since(fi.ModTime()) > imageMaxIdle {
 			_ = os.Remove(o)
 		}
 	}
-	return out, true, nil
 }
 
 // busyboxLinks writes a symlink to /bin/busybox for every applet, where busybox itself would

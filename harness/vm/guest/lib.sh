@@ -47,3 +47,37 @@ wait_hidraw() {
 modprobe_all() {
 	for _m in "$@"; do modprobe "$_m" || die "modprobe $_m"; done
 }
+
+# fido2_roundtrip DEVICE PIN: libfido2's command-line tools against the key at DEVICE: read
+# getInfo, set PIN (unless the key has one), make a credential with it (fido2-cred -M), verify its
+# attestation (fido2-cred -V), get an assertion with user verification (fido2-assert -G -v) and
+# verify its signature with the credential's public key (fido2-assert -V -v). Files go to
+# /tmp/fido2/. Status 0 only if every step succeeded.
+fido2_roundtrip() {
+	_dev=$1 _pin=$2 _d=/tmp/fido2
+	mkdir -p $_d
+	echo "fido2: getInfo of $_dev"
+	fido2-token -I "$_dev" > $_d/info || { echo "fido2: fido2-token -I failed"; return 1; }
+	cat $_d/info
+	if grep -q 'noclientPin' $_d/info; then
+		echo "fido2: setting a PIN"
+		printf '%s\n%s\n' "$_pin" "$_pin" | fido2-token -S "$_dev" || { echo "fido2: fido2-token -S failed"; return 1; }
+		fido2-token -I "$_dev" | grep -q 'clientPin' || { echo "fido2: no clientPin after -S"; return 1; }
+	fi
+	head -c 32 /dev/urandom | base64 > $_d/cred_param
+	echo fidolab.example >> $_d/cred_param
+	echo alice >> $_d/cred_param
+	head -c 16 /dev/urandom | base64 >> $_d/cred_param
+	echo "fido2: fido2-cred -M"
+	echo "$_pin" | fido2-cred -M -i $_d/cred_param "$_dev" > $_d/cred || { echo "fido2: fido2-cred -M failed"; return 1; }
+	fido2-cred -V -i $_d/cred -o $_d/cred_verified || { echo "fido2: fido2-cred -V failed"; return 1; }
+	echo "fido2: credential $(head -1 $_d/cred_verified) made and its attestation verified"
+	head -c 32 /dev/urandom | base64 > $_d/assert_param
+	echo fidolab.example >> $_d/assert_param
+	head -1 $_d/cred_verified >> $_d/assert_param
+	sed 1d $_d/cred_verified > $_d/pubkey.pem
+	echo "fido2: fido2-assert -G -v"
+	echo "$_pin" | fido2-assert -G -v -i $_d/assert_param "$_dev" > $_d/assert || { echo "fido2: fido2-assert -G failed"; return 1; }
+	fido2-assert -V -v -i $_d/assert $_d/pubkey.pem es256 || { echo "fido2: fido2-assert -V failed"; return 1; }
+	echo "fido2: assertion with user verification verified"
+}
