@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"golang.org/x/term"
 )
 
 // termAsker is the person at the terminal `fidolab run` was started from: asked before a key that
@@ -21,24 +23,19 @@ type termAsker struct {
 }
 
 // newTermAsker returns an asker when stdin and the output are terminals, nil otherwise (CI, a
-// pipe): then nobody is asked and a key that is not empty is refused.
+// pipe, /dev/null): then nobody is asked and a key that is not empty is refused.
 func newTermAsker(stdin *os.File, out io.Writer) *termAsker {
-	if !isCharDevice(stdin) {
+	if !isTerminal(stdin) {
 		return nil
 	}
-	if f, ok := out.(*os.File); !ok || !isCharDevice(f) {
+	if f, ok := out.(*os.File); !ok || !isTerminal(f) {
 		return nil
 	}
 	return &termAsker{out: out, in: stdin}
 }
 
-func isCharDevice(f *os.File) bool {
-	if f == nil {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+// isTerminal is a tty check, not a character-device one: /dev/null is a character device too.
+func isTerminal(f *os.File) bool { return f != nil && term.IsTerminal(int(f.Fd())) }
 
 func (a *termAsker) start() {
 	a.once.Do(func() {

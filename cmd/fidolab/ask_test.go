@@ -49,4 +49,8 @@ func TestNoAskerWithoutATerminal(t *testing.T) {
 	defer w.Close()
 	require.Nil(t, newTermAsker(r, w), "a pipe is nobody to ask: the key is refused instead")
 	require.Nil(t, newTermAsker(nil, &bytes.Buffer{}))
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	require.Nil(t, newTermAsker(null, null), "/dev/null is a character device, not a terminal")
 }

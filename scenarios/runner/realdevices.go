@@ -69,19 +69,28 @@ func (d *hidrawDevice) locate() (hidraw.Device, error) {
 	if err != nil {
 		return hidraw.Device{}, err
 	}
-	var match []hidraw.Device
+	// Where it was, then in the same port, then the only key of its model anywhere.
+	var samePort, sameModel []hidraw.Device
 	for _, o := range devs {
-		if d.id.SameKey(o) {
-			if o.Path == d.id.Path {
-				return o, nil // where it was: the likeliest
-			}
-			match = append(match, o)
+		switch {
+		case d.id.SameKey(o) && o.Path == d.id.Path:
+			return o, nil
+		case d.id.SameKey(o):
+			samePort = append(samePort, o)
+		case d.id.SameModel(o):
+			sameModel = append(sameModel, o)
 		}
 	}
-	if len(match) == 0 {
-		return hidraw.Device{}, errNotPresent
+	switch {
+	case len(samePort) > 0:
+		return samePort[0], nil
+	case len(sameModel) == 1:
+		return sameModel[0], nil
+	case len(sameModel) > 1:
+		return hidraw.Device{}, fmt.Errorf("%d keys like %s %s are plugged in and none where it was: unplug the others",
+			len(sameModel), d.id.ID(), d.id.Product)
 	}
-	return match[0], nil
+	return hidraw.Device{}, errNotPresent
 }
 
 func (d *hidrawDevice) first() (hidraw.Device, error) {

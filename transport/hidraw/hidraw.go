@@ -68,12 +68,15 @@ func (d Device) BusName() string {
 }
 
 // SameKey reports whether o is the same physical key as d seen again (after a replug, when the node
-// number may have changed): same vendor, product and serial, and the same port when both know it.
+// number may have changed): the same model (SameModel) in the same port when both know it.
 func (d Device) SameKey(o Device) bool {
-	if d.VendorID != o.VendorID || d.ProductID != o.ProductID || d.Serial != o.Serial || d.Bus != o.Bus {
-		return false
-	}
-	return d.Phys == "" || o.Phys == "" || d.Phys == o.Phys
+	return d.SameModel(o) && (d.Phys == "" || o.Phys == "" || d.Phys == o.Phys)
+}
+
+// SameModel reports whether o has d's bus, vendor, product and serial: the same key if it is the
+// only one (a key replugged into another port, or a UHID device whose phys names each creation).
+func (d Device) SameModel(o Device) bool {
+	return d.VendorID == o.VendorID && d.ProductID == o.ProductID && d.Serial == o.Serial && d.Bus == o.Bus
 }
 
 // Enumerator lists hidraw devices from a sysfs tree. The zero value reads /sys and /dev; tests point

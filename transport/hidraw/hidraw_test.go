@@ -119,6 +119,11 @@ func TestSameKey(t *testing.T) {
 	require.True(t, a.SameKey(b), "no port known (UHID): vendor, product and serial decide")
 	b.Serial = "2"
 	require.False(t, a.SameKey(b))
+	c := a
+	c.Phys = "usb-x-4/input1"
+	require.True(t, a.SameModel(c), "the same model in another port")
+	c.ProductID = 0x0402
+	require.False(t, a.SameModel(c))
 }
 
 func TestParseHIDID(t *testing.T) {
