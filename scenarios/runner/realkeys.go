@@ -181,9 +181,12 @@ func (p *personPower) unattended() bool { return false }
 
 func (p *personPower) cycle(ctx context.Context, dev device) error {
 	p.ask.Tell(fmt.Sprintf("Unplug the key (%s) and plug it back in (waiting up to %s)…", dev.describe(), p.timeout))
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	wctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	if err := dev.waitReplug(ctx); err != nil {
+	if err := dev.waitReplug(wctx); err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return &SkipError{Reason: fmt.Sprintf("needs the key unplugged and replugged, and nobody did within %s", p.timeout)}
+		}
 		return fmt.Errorf("waiting for the key to be replugged: %w", err)
 	}
 	p.ask.Tell("Key is back.")

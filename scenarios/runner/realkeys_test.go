@@ -331,6 +331,23 @@ func TestKeyWithoutControl(t *testing.T) {
 		require.Equal(t, 2, sk.resident(t), "the first case's accounts; nothing ran on top of them")
 	})
 
+	t.Run("nobody replugs", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxT(t)
+		sk := serveKey(t)
+		dev := &plugDevice{sk: sk, replugs: make(chan struct{})} // never replugged
+		ask := &fakeAsker{}
+		f := &realFactory{spec: "hidraw:/dev/test", dev: dev, opts: KeyOptions{Ask: ask},
+			power: &personPower{ask: ask, dev: dev, timeout: 200 * time.Millisecond}}
+		run, err := Run(ctx, loadTemp(t, fakeCatalog), Options{Target: fakeTarget{}, Keys: f, Filter: "re:^(two-accounts|wrong-pin)$"})
+		require.NoError(t, err)
+		require.Equal(t, result.Pass, run.Cases[0].Verdict)
+		for _, c := range run.Cases[1:] {
+			require.Equal(t, result.Skipped, c.Verdict)
+			require.Contains(t, c.Error, "nobody did within 200ms")
+		}
+	})
+
 	t.Run("case needs a replug", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxT(t)
