@@ -189,7 +189,7 @@ func nonEmpty(s string) []string {
 func (a *Authenticator) serial() *big.Int {
 	b, err := a.randomBytes(16)
 	if err != nil {
-		return big.NewInt(time.Now().UnixNano())
+		return big.NewInt(a.clock.Now().UnixNano())
 	}
 	b[0] &= 0x7f
 	return new(big.Int).SetBytes(b)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/authenticator/store"
@@ -32,8 +33,9 @@ type Config struct {
 	Signer *signer.Signer
 	// Rand is the randomness source for everything but signature nonces; nil means crypto/rand.
 	Rand io.Reader
-	// Now is the clock (token expiry, reset window, getNextAssertion timer); nil means time.Now.
-	Now func() time.Time
+	// Clock times the PIN token, the reset window, the getNextAssertion timer and the simulated
+	// user's waits; nil means the wall clock.
+	Clock clock.Clock
 	// Logger receives one debug line per command; it never receives secrets.
 	Logger *slog.Logger
 	// Observer, when set, is told about every CTAP request and response (for traces).
@@ -53,7 +55,7 @@ type Authenticator struct {
 	sig     *signer.Signer
 	ownSig  bool
 	rand    io.Reader
-	now     func() time.Time
+	clock   clock.Clock
 	log     *slog.Logger
 	observe Observer
 
@@ -92,7 +94,7 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	a := &Authenticator{
 		p: cfg.Persona, st: cfg.Store, user: cfg.User, sig: cfg.Signer, rand: cfg.Rand,
-		now: cfg.Now, log: cfg.Logger, observe: cfg.Observer,
+		clock: clock.Or(cfg.Clock), log: cfg.Logger, observe: cfg.Observer,
 	}
 	if a.user == nil {
 		a.user = user.Always
@@ -102,9 +104,6 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if a.rand == nil {
 		a.rand = rand.Reader
-	}
-	if a.now == nil {
-		a.now = time.Now
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -138,7 +137,7 @@ func (a *Authenticator) PowerCycle() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.volatile = volatile{}
-	a.powerUp = a.now()
+	a.powerUp = a.clock.Now()
 	return a.regenerateKeyAgreement()
 }
 
@@ -160,9 +159,41 @@ func (a *Authenticator) DeviceInfo() ctaphid.DeviceInfo {
 // Wink implements ctaphid.Handler: a real key blinks; the emulator logs it.
 func (a *Authenticator) Wink() { a.log.Info("wink") }
 
-// handlerFunc handles one CTAP2 command. params is the CBOR after the command byte. It returns
-// the value to encode as the response map (nil for an empty response) or an error carrying a Status.
-type handlerFunc func(a *Authenticator, ctx context.Context, r *request) (any, error)
+// commands is every CTAP2 command the key answers and the method that handles it; CTAP1/U2F
+// (CTAPHID_MSG) is HandleMSG in u2f.go. offered says whether a persona has the command at all
+// (nil: every CTAP2 persona); a command not offered, or not listed, is CTAP1_ERR_INVALID_COMMAND.
+// Each handler is in the file named after its command.
+var commands = map[ctap.Command]command{
+	ctap.CmdMakeCredential:   {handle: (*Authenticator).makeCredential},
+	ctap.CmdGetAssertion:     {handle: (*Authenticator).getAssertion},
+	ctap.CmdGetNextAssertion: {handle: (*Authenticator).getNextAssertion},
+	ctap.CmdGetInfo:          {handle: (*Authenticator).getInfo},
+	ctap.CmdClientPIN:        {handle: (*Authenticator).clientPIN},
+	ctap.CmdReset:            {handle: (*Authenticator).reset},
+	ctap.CmdBioEnrollment: {handle: (*Authenticator).bioEnrollment,
+		offered: func(p *persona.Persona) bool { return p.BuiltInUV && p.Has(ctap.VersionFIDO21) }},
+	ctap.CmdCredentialManagement: {handle: (*Authenticator).credentialManagement,
+		offered: func(p *persona.Persona) bool { return p.CredMgmt }},
+	ctap.CmdSelection: {handle: (*Authenticator).selection,
+		offered: func(p *persona.Persona) bool { return p.Selection }},
+	ctap.CmdLargeBlobs: {handle: (*Authenticator).largeBlobs,
+		offered: func(p *persona.Persona) bool { return p.LargeBlobs }},
+	ctap.CmdConfig: {handle: (*Authenticator).config,
+		offered: func(p *persona.Persona) bool { return p.Config }},
+	// The FIDO_2_1_PRE previews: the same protocols under vendor command numbers.
+	ctap.CmdBioEnrollmentPre: {handle: (*Authenticator).bioEnrollment,
+		offered: func(p *persona.Persona) bool { return p.BuiltInUV && p.BioEnrollPre }},
+	ctap.CmdCredentialManagementPre: {handle: (*Authenticator).credentialManagement,
+		offered: func(p *persona.Persona) bool { return p.CredMgmtPre }},
+}
+
+// command is one entry of the dispatch table.
+type command struct {
+	// handle runs the command. r.params is the CBOR after the command byte. It returns the value
+	// to encode as the response map (nil for an empty response) or an error carrying a Status.
+	handle  func(a *Authenticator, ctx context.Context, r *request) (any, error)
+	offered func(p *persona.Persona) bool
+}
 
 // request is one CTAP2 command in flight.
 type request struct {
@@ -182,14 +213,9 @@ func (r *request) waitingForUser(on bool) {
 	}
 }
 
-// commands is the dispatch table; each command family registers itself from its own file.
-var commands = map[ctap.Command]handlerFunc{}
-
-func register(c ctap.Command, h handlerFunc) { commands[c] = h }
-
 // HandleCBOR implements ctaphid.Handler.
 func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte {
-	start := a.now()
+	start := a.clock.Now()
 	if len(req) == 0 {
 		return []byte{byte(ctap.ErrInvalidLength)}
 	}
@@ -208,7 +234,7 @@ func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus fu
 		}
 	}
 	if a.observe != nil {
-		a.observe.Exchange(cmd, req, out, st, a.now().Sub(start))
+		a.observe.Exchange(cmd, req, out, st, a.clock.Now().Sub(start))
 	}
 	return out
 }
@@ -217,27 +243,20 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 	if !a.p.CTAP2 {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "persona %s has no CTAP2", a.p.Name)
 	}
-	h, ok := commands[r.cmd]
-	if !ok || !a.supports(r.cmd) {
+	c, ok := commands[r.cmd]
+	if !ok || (c.offered != nil && !c.offered(a.p)) {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "%v not supported by persona %s", r.cmd, a.p.Name)
 	}
 	if n := 1 + len(r.params); n > a.p.MaxMsgSize {
 		// getInfo's maxMsgSize is a promise about what the key can buffer; CTAPHID carries more.
 		return nil, ctap.Errorf(ctap.ErrRequestTooLarge, "%d-byte request exceeds maxMsgSize %d", n, a.p.MaxMsgSize)
 	}
-	if d := a.p.Quirks.ProcessingDelayMs; d > 0 {
-		select {
-		case <-ctx.Done():
-			return nil, ctap.ErrKeepaliveCancel
-		case <-time.After(time.Duration(d) * time.Millisecond):
-		}
-	}
 	if r.cmd != ctap.CmdGetNextAssertion {
 		a.mu.Lock()
 		a.next = nil // any other command ends a getNextAssertion sequence
 		a.mu.Unlock()
 	}
-	v, err := h(a, ctx, r)
+	v, err := c.handle(a, ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -251,35 +270,13 @@ func (a *Authenticator) dispatch(ctx context.Context, r *request) ([]byte, error
 	return out, nil
 }
 
-// supports says whether the persona offers a command at all (else CTAP1_ERR_INVALID_COMMAND).
-func (a *Authenticator) supports(c ctap.Command) bool {
-	p := a.p
-	switch c {
-	case ctap.CmdCredentialManagement:
-		return p.CredMgmt
-	case ctap.CmdCredentialManagementPre:
-		return p.CredMgmtPre
-	case ctap.CmdBioEnrollment:
-		return p.BuiltInUV && p.Has(ctap.VersionFIDO21)
-	case ctap.CmdBioEnrollmentPre:
-		return p.BuiltInUV && p.BioEnrollPre
-	case ctap.CmdLargeBlobs:
-		return p.LargeBlobs
-	case ctap.CmdConfig:
-		return p.Config
-	case ctap.CmdSelection:
-		return p.Selection
-	}
-	return true
-}
-
 // askUser puts a question to the simulated user and turns the answer into the status a real key
 // returns: a refusal is CTAP2_ERR_OPERATION_DENIED, no reaction CTAP2_ERR_USER_ACTION_TIMEOUT,
 // and CTAPHID_CANCEL while waiting CTAP2_ERR_KEEPALIVE_CANCEL.
 func (a *Authenticator) askUser(ctx context.Context, r *request, kind user.Kind, rpID string) error {
 	r.waitingForUser(true)
 	defer r.waitingForUser(false)
-	ans, err := a.user.Ask(ctx, user.Request{Kind: kind, Command: r.cmd.String(), RPID: rpID})
+	ans, err := a.user.Ask(ctx, user.Request{Kind: kind, Command: r.cmd.String(), RPID: rpID, Clock: a.clock})
 	if err != nil || ctx.Err() != nil {
 		return ctap.Errorf(ctap.ErrKeepaliveCancel, "cancelled while waiting for the user")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
@@ -29,14 +30,9 @@ type bioEnrollment struct {
 	remaining  int
 }
 
-func init() {
-	register(ctap.CmdBioEnrollment, (*Authenticator).handleBioEnrollment)
-	register(ctap.CmdBioEnrollmentPre, (*Authenticator).handleBioEnrollment)
-}
-
-// handleBioEnrollment handles authenticatorBioEnrollment (CTAP 2.1 §6.7) over the emulated sensor: a
+// bioEnrollment handles authenticatorBioEnrollment (CTAP 2.1 §6.7) over the emulated sensor: a
 // sample is a question to the simulated user, and a touch is a good capture.
-func (a *Authenticator) handleBioEnrollment(ctx context.Context, r *request) (any, error) {
+func (a *Authenticator) bioEnrollment(ctx context.Context, r *request) (any, error) {
 	req, params, err := ctap.DecodeBioEnrollment(r.params)
 	if err != nil {
 		return nil, err
@@ -173,7 +169,7 @@ func (a *Authenticator) bioSample(ctx context.Context, r *request, e *bioEnrollm
 			d = time.Duration(*timeoutMs) * time.Millisecond
 		}
 		var cancel context.CancelFunc
-		askCtx, cancel = context.WithTimeout(ctx, d)
+		askCtx, cancel = clock.WithTimeout(ctx, a.clock, d)
 		defer cancel()
 	}
 	status := uint64(ctap.SampleGood)

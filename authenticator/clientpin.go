@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/fidolab/fidolab/authenticator/store"
@@ -12,8 +13,6 @@ import (
 	"github.com/fidolab/fidolab/ctap/cose"
 	"github.com/fidolab/fidolab/ctap/pinuv"
 )
-
-func init() { register(ctap.CmdClientPIN, handleClientPIN) }
 
 // PIN policy (CTAP 2.1 §6.5.2.2, §6.5.5).
 const (
@@ -34,7 +33,9 @@ type pinCall struct {
 	peerErr error
 }
 
-func handleClientPIN(a *Authenticator, ctx context.Context, r *request) (any, error) {
+// clientPIN is authenticatorClientPIN (CTAP 2.1 §6.5): the PIN subcommands, and the built-in UV
+// ones on a key with a fingerprint sensor.
+func (a *Authenticator) clientPIN(ctx context.Context, r *request) (any, error) {
 	if !a.p.ClientPIN && !a.p.BuiltInUV {
 		return nil, ctap.Errorf(ctap.ErrInvalidCommand, "persona %s has neither clientPin nor built-in UV", a.p.Name)
 	}
@@ -214,11 +215,52 @@ func (a *Authenticator) decryptNewPIN(p pinuv.Protocol, shared, newPinEnc []byte
 	return sum[:pinuv.PINHashSize], n, nil
 }
 
-func (a *Authenticator) pinSetPIN(c *pinCall) (any, error) {
-	if c.PinUvAuthProtocol == nil || c.KeyAgreement == nil || c.PinUvAuthParam == nil || c.NewPinEnc == nil {
-		return nil, ctap.Errorf(ctap.ErrMissingParameter, "setPIN needs pinUvAuthProtocol, keyAgreement, pinUvAuthParam and newPinEnc")
+// pinParam is a clientPIN parameter a subcommand may need.
+type pinParam int
+
+const (
+	needKeyAgreement pinParam = iota
+	needPinUvAuthParam
+	needNewPinEnc
+	needPinHashEnc
+	needPermissions
+)
+
+var pinParamNames = [...]string{"keyAgreement", "pinUvAuthParam", "newPinEnc", "pinHashEnc", "permissions"}
+
+func (c *pinCall) has(p pinParam) bool {
+	switch p {
+	case needKeyAgreement:
+		return c.KeyAgreement != nil
+	case needPinUvAuthParam:
+		return c.PinUvAuthParam != nil
+	case needNewPinEnc:
+		return c.NewPinEnc != nil
+	case needPinHashEnc:
+		return c.PinHashEnc != nil
+	default:
+		return c.Permissions != nil
 	}
-	p, err := a.protocol(c.PinUvAuthProtocol)
+}
+
+// pinProtocol is how every subcommand that uses the PIN/UV auth protocol begins: the parameters it
+// needs (pinUvAuthProtocol and need) must all be there, else CTAP2_ERR_MISSING_PARAMETER, and the
+// protocol must be one the persona offers.
+func (a *Authenticator) pinProtocol(c *pinCall, sub string, need ...pinParam) (pinuv.Protocol, error) {
+	missing := c.PinUvAuthProtocol == nil
+	names := []string{"pinUvAuthProtocol"}
+	for _, p := range need {
+		missing = missing || !c.has(p)
+		names = append(names, pinParamNames[p])
+	}
+	if missing {
+		return nil, ctap.Errorf(ctap.ErrMissingParameter, "%s needs %s", sub, strings.Join(names, ", "))
+	}
+	return a.protocol(c.PinUvAuthProtocol)
+}
+
+func (a *Authenticator) pinSetPIN(c *pinCall) (any, error) {
+	p, err := a.pinProtocol(c, "setPIN", needKeyAgreement, needPinUvAuthParam, needNewPinEnc)
 	if err != nil {
 		return nil, err
 	}
@@ -320,10 +362,7 @@ func (a *Authenticator) pinSession(p pinuv.Protocol, c *pinCall) (store.PIN, []b
 }
 
 func (a *Authenticator) pinChangePIN(c *pinCall) (any, error) {
-	if c.PinUvAuthProtocol == nil || c.KeyAgreement == nil || c.PinUvAuthParam == nil || c.NewPinEnc == nil || c.PinHashEnc == nil {
-		return nil, ctap.Errorf(ctap.ErrMissingParameter, "changePIN needs pinUvAuthProtocol, keyAgreement, pinUvAuthParam, newPinEnc and pinHashEnc")
-	}
-	p, err := a.protocol(c.PinUvAuthProtocol)
+	p, err := a.pinProtocol(c, "changePIN", needKeyAgreement, needPinUvAuthParam, needNewPinEnc, needPinHashEnc)
 	if err != nil {
 		return nil, err
 	}
@@ -366,16 +405,22 @@ func (a *Authenticator) legacyTokenPermissions() uint64 {
 }
 
 func (a *Authenticator) pinGetPinToken(c *pinCall) (any, error) {
-	if c.PinUvAuthProtocol == nil || c.KeyAgreement == nil || c.PinHashEnc == nil {
-		return nil, ctap.Errorf(ctap.ErrMissingParameter, "getPinToken needs pinUvAuthProtocol, keyAgreement and pinHashEnc")
-	}
-	p, err := a.protocol(c.PinUvAuthProtocol)
+	p, err := a.pinProtocol(c, "getPinToken", needKeyAgreement, needPinHashEnc)
 	if err != nil {
 		return nil, err
 	}
 	if c.Permissions != nil || c.RPID != nil {
 		return nil, ctap.Errorf(ctap.ErrInvalidParameter, "getPinToken takes no permissions or rpId")
 	}
+	// §6.5.5.7.1 step 11 answers a PIN that must be changed with PIN_INVALID, unlike 0x09.
+	return a.tokenWithPIN(p, c, a.legacyTokenPermissions(), "", ctap.ErrPINInvalid)
+}
+
+// tokenWithPIN is what getPinToken and getPinUvAuthTokenUsingPinWithPermissions share once
+// their parameters are checked (§6.5.5.7.1 and §6.5.5.7.2 from step 5): the PIN in pinHashEnc is
+// compared, a PIN that must be changed first is refused with forceChange, and a token with perms
+// bound to rpID ("" for none) is granted.
+func (a *Authenticator) tokenWithPIN(p pinuv.Protocol, c *pinCall, perms uint64, rpID string, forceChange ctap.Status) (any, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	pin, shared, err := a.pinSession(p, c)
@@ -385,10 +430,10 @@ func (a *Authenticator) pinGetPinToken(c *pinCall) (any, error) {
 	if err := a.pinAttempt(p, shared, c.PinHashEnc, &pin); err != nil {
 		return nil, err
 	}
-	if pin.ForceChange { // §6.5.5.7.1 step 11 answers PIN_INVALID here, unlike subcommand 0x09
-		return nil, ctap.Errorf(ctap.ErrPINInvalid, "the PIN must be changed first")
+	if pin.ForceChange {
+		return nil, ctap.Errorf(forceChange, "the PIN must be changed first")
 	}
-	return a.grantToken(p, shared, a.legacyTokenPermissions(), "", false)
+	return a.grantToken(p, shared, perms, rpID, false)
 }
 
 // refusedPermissions returns the requested permissions this persona cannot grant
@@ -435,10 +480,7 @@ func (a *Authenticator) tokenRequest(c *pinCall, viaUV bool) (uint64, string, er
 }
 
 func (a *Authenticator) pinGetTokenWithPerms(c *pinCall) (any, error) {
-	if c.PinUvAuthProtocol == nil || c.KeyAgreement == nil || c.PinHashEnc == nil || c.Permissions == nil {
-		return nil, ctap.Errorf(ctap.ErrMissingParameter, "getPinUvAuthTokenUsingPinWithPermissions needs pinUvAuthProtocol, keyAgreement, pinHashEnc and permissions")
-	}
-	p, err := a.protocol(c.PinUvAuthProtocol)
+	p, err := a.pinProtocol(c, "getPinUvAuthTokenUsingPinWithPermissions", needKeyAgreement, needPinHashEnc, needPermissions)
 	if err != nil {
 		return nil, err
 	}
@@ -446,19 +488,7 @@ func (a *Authenticator) pinGetTokenWithPerms(c *pinCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	pin, shared, err := a.pinSession(p, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.pinAttempt(p, shared, c.PinHashEnc, &pin); err != nil {
-		return nil, err
-	}
-	if pin.ForceChange {
-		return nil, ctap.Errorf(ctap.ErrPINPolicyViolation, "the PIN must be changed first")
-	}
-	return a.grantToken(p, shared, perms, rpID, false)
+	return a.tokenWithPIN(p, c, perms, rpID, ctap.ErrPINPolicyViolation)
 }
 
 // grantToken starts a new pinUvAuthToken and returns it encrypted for the platform. Callers

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/authenticator/user"
@@ -282,11 +282,11 @@ func pinFileKey(t *testing.T, path string) (*testKey, func()) {
 	require.NoError(t, err)
 	p, err := persona.Builtin("default")
 	require.NoError(t, err)
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	c := clock.NewVirtual(epoch)
 	sw := user.NewSwitch(user.Always)
-	a, err := New(Config{Persona: p, Store: st, User: sw, Now: clock.Now})
+	a, err := New(Config{Persona: p, Store: st, User: sw, Clock: c})
 	require.NoError(t, err)
-	return &testKey{Authenticator: a, t: t, clock: clock, user: sw}, func() { _ = a.Close(); _ = st.Close() }
+	return &testKey{Authenticator: a, t: t, clock: c, user: sw}, func() { _ = a.Close(); _ = st.Close() }
 }
 
 func TestPINRetriesPersistAcrossRestart(t *testing.T) {

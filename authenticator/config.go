@@ -10,16 +10,14 @@ import (
 	"github.com/fidolab/fidolab/ctap/pinuv"
 )
 
-func init() { register(ctap.CmdConfig, handleConfig) }
-
 // configAuthPrefix starts the message authenticatorConfig's pinUvAuthParam covers:
 // 32×0xff ‖ 0x0d ‖ subCommand ‖ subCommandParams (CTAP 2.1 §6.11).
 var configAuthPrefix = append(bytes.Repeat([]byte{0xff}, 32), byte(ctap.CmdConfig))
 
-// handleConfig is authenticatorConfig (§6.11). A key protected by a PIN or an enrolled finger,
+// config is authenticatorConfig (§6.11). A key protected by a PIN or an enrolled finger,
 // or with alwaysUv on, needs a token with the acfg permission; toggleAlwaysUv is exempt from
 // the alwaysUv rule so that an unprotected key can switch it off again.
-func handleConfig(a *Authenticator, _ context.Context, r *request) (any, error) {
+func (a *Authenticator) config(_ context.Context, r *request) (any, error) {
 	req, err := ctap.DecodeConfig(r.params)
 	if err != nil {
 		return nil, err

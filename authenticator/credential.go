@@ -373,3 +373,17 @@ func (a *Authenticator) randomBytes(n int) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// newAuthData starts the authenticator data a makeCredential or getAssertion signs: the RP ID
+// hash, the extension outputs and the next signature counter value. The caller sets the flags.
+func (a *Authenticator) newAuthData(rpIDHash [32]byte, exts map[string]any) (ctap.AuthData, error) {
+	extBytes, err := encodeExtensions(exts)
+	if err != nil {
+		return ctap.AuthData{}, err
+	}
+	count, err := a.st.NextSignCount()
+	if err != nil {
+		return ctap.AuthData{}, ctap.Errorf(ctap.ErrOther, "signature counter: %v", err)
+	}
+	return ctap.AuthData{RPIDHash: rpIDHash, SignCount: count, Extensions: extBytes}, nil
+}

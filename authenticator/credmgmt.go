@@ -18,12 +18,6 @@ type credMgmtEnum struct {
 	creds [][]byte // credential IDs not yet returned by enumerateCredentialsGetNextCredential
 }
 
-func init() {
-	register(ctap.CmdCredentialManagement, (*Authenticator).credentialManagement)
-	// The FIDO_2_1_PRE command is the same protocol under a vendor command number.
-	register(ctap.CmdCredentialManagementPre, (*Authenticator).credentialManagement)
-}
-
 // credentialManagement handles authenticatorCredentialManagement (CTAP 2.1 §6.8).
 //
 // credProtect does not filter anything here: every subcommand that reveals or changes a

@@ -33,6 +33,22 @@ func TestDispatchLimits(t *testing.T) {
 	}
 }
 
+// TestDispatchTable checks that the full persona answers every CTAP2 command of the spec and its
+// previews: a command missing from the table would be CTAP1_ERR_INVALID_COMMAND.
+func TestDispatchTable(t *testing.T) {
+	t.Parallel()
+	k := newTestKey(t, "default")
+	all := []ctap.Command{ctap.CmdMakeCredential, ctap.CmdGetAssertion, ctap.CmdGetInfo, ctap.CmdClientPIN,
+		ctap.CmdReset, ctap.CmdGetNextAssertion, ctap.CmdBioEnrollment, ctap.CmdCredentialManagement,
+		ctap.CmdSelection, ctap.CmdLargeBlobs, ctap.CmdConfig, ctap.CmdBioEnrollmentPre, ctap.CmdCredentialManagementPre}
+	require.Len(t, commands, len(all))
+	for _, cmd := range all {
+		require.Contains(t, commands, cmd)
+		st, _ := k.call(cmd, []byte{0xa0})
+		require.NotEqual(t, ctap.ErrInvalidCommand, st, "%v", cmd)
+	}
+}
+
 // FuzzHandleCBOR feeds any command byte and body to the key: it must always answer with a status
 // byte (and CBOR only after CTAP2_OK), never panic, and keep answering getInfo.
 func FuzzHandleCBOR(f *testing.F) {

@@ -108,8 +108,11 @@ type hmacSecretSession struct {
 }
 
 // openHMACSecret checks an hmac-secret input (CTAP 2.1 §12.5): the key agreement, saltAuth and
-// the salt length.
+// the salt length. Without an input it returns no session (nil, which wipe accepts).
 func (a *Authenticator) openHMACSecret(in *ctap.HMACSecretInput) (*hmacSecretSession, error) {
+	if in == nil {
+		return nil, nil
+	}
 	if in.KeyAgreement == nil || in.SaltEnc == nil || in.SaltAuth == nil {
 		return nil, ctap.Errorf(ctap.ErrMissingParameter, "hmac-secret input incomplete")
 	}

@@ -10,11 +10,6 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 )
 
-func init() {
-	register(ctap.CmdGetAssertion, (*Authenticator).getAssertion)
-	register(ctap.CmdGetNextAssertion, (*Authenticator).getNextAssertion)
-}
-
 // nextAssertionTimeout is how long after the previous call getNextAssertion may continue
 // (CTAP 2.1 §6.3).
 const nextAssertionTimeout = 30 * time.Second
@@ -37,20 +32,16 @@ type assertionQueue struct {
 	last  time.Time
 }
 
+// getAssertion is authenticatorGetAssertion (CTAP 2.1 §6.2).
 func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, error) {
 	req, err := ctap.DecodeGetAssertion(r.params)
 	if err != nil {
 		return nil, err
 	}
 	ac := assertionCtx{rpID: req.RPID, rpIDHash: sha256.Sum256([]byte(req.RPID)), clientDataHash: req.ClientDataHash, up: true}
-	if err := a.pinProbe(ctx, r, req.PinUvAuthParam, ac.rpID); err != nil {
+	hasParam, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, ac.rpID)
+	if err != nil {
 		return nil, err
-	}
-	hasParam := req.PinUvAuthParam != nil
-	if hasParam {
-		if _, err := a.protocol(req.PinUvAuthProtocol); err != nil {
-			return nil, err
-		}
 	}
 	uvOpt := false
 	if o := req.Options; o != nil {
@@ -104,13 +95,11 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if ac.ext, err = a.parseGAExtensions(req.Extensions); err != nil {
 		return nil, err
 	}
-	var hs *hmacSecretSession
-	if ac.ext.hmacSecret != nil {
-		if hs, err = a.openHMACSecret(ac.ext.hmacSecret); err != nil {
-			return nil, err
-		}
-		defer hs.wipe()
+	hs, err := a.openHMACSecret(ac.ext.hmacSecret)
+	if err != nil {
+		return nil, err
 	}
+	defer hs.wipe()
 	if ac.up {
 		if !upDone {
 			if err := a.askUser(ctx, r, user.Presence, ac.rpID); err != nil {
@@ -129,7 +118,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	}
 	if n > 1 {
 		resp.NumberOfCredentials = n
-		q := &assertionQueue{assertionCtx: ac, total: n, last: a.now()}
+		q := &assertionQueue{assertionCtx: ac, total: n, last: a.clock.Now()}
 		for _, c := range creds[1:] {
 			q.ids = append(q.ids, c.id)
 		}
@@ -249,15 +238,10 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	if ac.ext.credBlob {
 		exts[extCredBlob] = append([]byte{}, c.blob...)
 	}
-	extBytes, err := encodeExtensions(exts)
+	ad, err := a.newAuthData(ac.rpIDHash, exts)
 	if err != nil {
 		return nil, err
 	}
-	count, err := a.st.NextSignCount()
-	if err != nil {
-		return nil, ctap.Errorf(ctap.ErrOther, "signature counter: %v", err)
-	}
-	ad := ctap.AuthData{RPIDHash: ac.rpIDHash, SignCount: count, Extensions: extBytes}
 	if ac.up {
 		ad.Flags |= ctap.FlagUP
 	}
@@ -288,6 +272,8 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	return resp, nil
 }
 
+// getNextAssertion is authenticatorGetNextAssertion (§6.3): the next credential of the last
+// getAssertion without allowList, within 30 s of the previous call.
 func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, error) {
 	a.mu.Lock()
 	q := a.next
@@ -296,7 +282,7 @@ func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, er
 		a.mu.Unlock()
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "no getAssertion to continue")
 	}
-	now := a.now()
+	now := a.clock.Now()
 	if now.Sub(q.last) > nextAssertionTimeout {
 		a.next = nil
 		a.mu.Unlock()
@@ -318,12 +304,10 @@ func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, er
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "credential vanished during getNextAssertion")
 	}
 	defer c.wipe()
-	var hs *hmacSecretSession
-	if q.ext.hmacSecret != nil {
-		if hs, err = a.openHMACSecret(q.ext.hmacSecret); err != nil {
-			return nil, err
-		}
-		defer hs.wipe()
+	hs, err := a.openHMACSecret(q.ext.hmacSecret)
+	if err != nil {
+		return nil, err
 	}
+	defer hs.wipe()
 	return a.assertion(c, &q.assertionCtx, hs, q.uv)
 }

@@ -7,8 +7,6 @@ import (
 	"github.com/fidolab/fidolab/ctap/cose"
 )
 
-func init() { register(ctap.CmdGetInfo, (*Authenticator).getInfo) }
-
 // uvModalityFingerprint is USER_VERIFY_FINGERPRINT_INTERNAL (FIDO Registry §3.1).
 const uvModalityFingerprint = 0x02
 
@@ -52,6 +50,7 @@ func (a *Authenticator) liveState() (liveState, error) {
 // uvProtected says whether some form of user verification guards the key (CTAP 2.1 §6.1.2).
 func (s liveState) uvProtected() bool { return s.pinSet || s.fingerprints > 0 }
 
+// getInfo is authenticatorGetInfo (CTAP 2.1 §6.4): the persona's model and the live settings.
 func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 	p := a.p
 	s, err := a.liveState()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/authenticator/user"
@@ -20,17 +21,33 @@ import (
 type testKey struct {
 	*Authenticator
 	t     testing.TB
-	clock *fakeClock
+	clock *clock.Virtual
 	user  *user.Switch
 }
 
-type fakeClock struct{ t time.Time }
+// epoch is where test keys' clocks start.
+var epoch = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+// cancelWhenAsked makes the simulated user one who never reacts and returns a context that is
+// cancelled (as by CTAPHID_CANCEL) as soon as the key asks them something.
+func (k *testKey) cancelWhenAsked() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	k.t.Cleanup(cancel)
+	k.user.Set(askedPolicy(func() { cancel() }))
+	return ctx
+}
+
+// askedPolicy calls asked when a question is put, then waits until the question is cancelled.
+type askedPolicy func()
+
+func (f askedPolicy) Ask(ctx context.Context, _ user.Request) (user.Answer, error) {
+	f()
+	<-ctx.Done()
+	return user.Timeout, ctx.Err()
+}
 
 // newTestKey builds a key with an in-memory store, the named built-in persona (or p if given),
-// a fake clock and a user who always says yes until told otherwise.
+// a virtual clock and a user who always says yes until told otherwise.
 func newTestKey(t testing.TB, personaName string, mods ...func(*persona.Persona)) *testKey {
 	t.Helper()
 	p, err := persona.Builtin(personaName)
@@ -38,13 +55,13 @@ func newTestKey(t testing.TB, personaName string, mods ...func(*persona.Persona)
 	for _, m := range mods {
 		m(p)
 	}
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	c := clock.NewVirtual(epoch)
 	sw := user.NewSwitch(user.Always)
 	st := store.NewMemory()
-	a, err := New(Config{Persona: p, Store: st, User: sw, Now: clock.Now})
+	a, err := New(Config{Persona: p, Store: st, User: sw, Clock: c})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close(); _ = st.Close() })
-	return &testKey{Authenticator: a, t: t, clock: clock, user: sw}
+	return &testKey{Authenticator: a, t: t, clock: c, user: sw}
 }
 
 // call sends one CTAP2 command with req (a request struct, a map, raw []byte CBOR, or nil) and

@@ -31,18 +31,14 @@ func (w *largeBlobWrite) nextOffset() uint64 {
 	return uint64(len(w.buf))
 }
 
-func init() {
-	register(ctap.CmdLargeBlobs, (*Authenticator).handleLargeBlobs)
-}
-
 // maxLargeBlobFragment is maxFragmentLength: maxMsgSize minus room for the command's framing.
 func (a *Authenticator) maxLargeBlobFragment() uint64 {
 	return uint64(max(a.p.MaxMsgSize-64, 0))
 }
 
-// handleLargeBlobs handles authenticatorLargeBlobs (CTAP 2.1 §6.10), with its checks in the
+// largeBlobs handles authenticatorLargeBlobs (CTAP 2.1 §6.10), with its checks in the
 // spec's order.
-func (a *Authenticator) handleLargeBlobs(_ context.Context, r *request) (any, error) {
+func (a *Authenticator) largeBlobs(_ context.Context, r *request) (any, error) {
 	// Decoded here rather than with ctap.DecodeLargeBlobs: §6.10.2 step 1 answers a missing
 	// offset with CTAP1_ERR_INVALID_PARAMETER, not MISSING_PARAMETER.
 	var req ctap.LargeBlobsRequest

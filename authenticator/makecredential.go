@@ -11,14 +11,28 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 )
 
-func init() { register(ctap.CmdMakeCredential, (*Authenticator).makeCredential) }
-
 // maxUserIDLen is the WebAuthn limit on user.id; maxStoredString is how much of a name a key
 // keeps (CTAP 2.1 lets authenticators truncate names to 64 bytes).
 const (
 	maxUserIDLen    = 64
 	maxStoredString = 64
 )
+
+// pinUvAuthStart is how makeCredential and getAssertion both begin (CTAP 2.1 §6.1.2 steps 1-2,
+// §6.2.2 steps 1-2): the zero-length pinUvAuthParam probe, then the protocol of a real
+// pinUvAuthParam must be one the key offers. It reports whether a pinUvAuthParam came.
+func (a *Authenticator) pinUvAuthStart(ctx context.Context, r *request, param []byte, protoV *uint64, rpID string) (bool, error) {
+	if err := a.pinProbe(ctx, r, param, rpID); err != nil {
+		return false, err
+	}
+	if param == nil {
+		return false, nil
+	}
+	if _, err := a.protocol(protoV); err != nil {
+		return false, err
+	}
+	return true, nil
+}
 
 // pinProbe answers the zero-length pinUvAuthParam a platform sends to make the user pick a
 // key (CTAP 2.1 §6.1.2 step 1, §6.2.2 step 1): after a touch, PIN_NOT_SET or PIN_INVALID.
@@ -56,20 +70,15 @@ type mcState struct {
 	live     liveState
 }
 
+// makeCredential is authenticatorMakeCredential (CTAP 2.1 §6.1).
 func (a *Authenticator) makeCredential(ctx context.Context, r *request) (any, error) {
 	req, err := ctap.DecodeMakeCredential(r.params)
 	if err != nil {
 		return nil, err
 	}
 	m := &mcState{rpID: req.RP.ID, rpIDHash: sha256.Sum256([]byte(req.RP.ID))}
-	if err := a.pinProbe(ctx, r, req.PinUvAuthParam, m.rpID); err != nil {
+	if _, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, m.rpID); err != nil {
 		return nil, err
-	}
-	hasParam := req.PinUvAuthParam != nil
-	if hasParam {
-		if _, err := a.protocol(req.PinUvAuthProtocol); err != nil {
-			return nil, err
-		}
 	}
 	for _, p := range req.PubKeyCredParams {
 		if p.Type == ctap.CredentialTypePublicKey && a.supportsAlg(*p.Alg) {
@@ -98,13 +107,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, r *request) (any, er
 	if m.ext, err = a.parseMCExtensions(req.Extensions, m.rk); err != nil {
 		return nil, err
 	}
-	var hs *hmacSecretSession
-	if m.ext.hmacSecretMC != nil {
-		if hs, err = a.openHMACSecret(m.ext.hmacSecretMC); err != nil {
-			return nil, err
-		}
-		defer hs.wipe()
+	hs, err := a.openHMACSecret(m.ext.hmacSecretMC)
+	if err != nil {
+		return nil, err
 	}
+	defer hs.wipe()
 	if !m.upDone {
 		if err := a.askUser(ctx, r, user.Presence, m.rpID); err != nil {
 			return nil, err
@@ -323,16 +330,12 @@ func (a *Authenticator) createCredential(req *ctap.MakeCredentialRequest, m *mcS
 			exts[extMinPINLength] = n
 		}
 	}
-	extBytes, err := encodeExtensions(exts)
+	ad, err := a.newAuthData(m.rpIDHash, exts)
 	if err != nil {
 		return nil, err
 	}
-	count, err := a.st.NextSignCount()
-	if err != nil {
-		return nil, ctap.Errorf(ctap.ErrOther, "signature counter: %v", err)
-	}
-	ad := ctap.AuthData{RPIDHash: m.rpIDHash, Flags: ctap.FlagUP, SignCount: count, Extensions: extBytes,
-		Attested: &ctap.AttestedCredential{AAGUID: a.p.AAGUID, CredentialID: id, PublicKey: coseKey}}
+	ad.Flags = ctap.FlagUP
+	ad.Attested = &ctap.AttestedCredential{AAGUID: a.p.AAGUID, CredentialID: id, PublicKey: coseKey}
 	if m.uv {
 		ad.Flags |= ctap.FlagUV
 	}

@@ -78,7 +78,7 @@ func (a *Authenticator) issueToken(perms uint64, rpID string, userVerified, user
 	}
 	clear(a.token.value)
 	a.token = pinToken{value: v, inUse: true, perms: perms, rpID: rpID,
-		userVerified: userVerified, userPresent: userPresent, issued: a.now()}
+		userVerified: userVerified, userPresent: userPresent, issued: a.clock.Now()}
 	return v, nil
 }
 
@@ -88,7 +88,7 @@ func (a *Authenticator) tokenValid() bool {
 	if !t.inUse {
 		return false
 	}
-	age := a.now().Sub(t.issued)
+	age := a.clock.Now().Sub(t.issued)
 	if age > maxTokenLife || (!t.used && age > initialTokenUse) {
 		a.stopToken()
 		return false

@@ -7,16 +7,11 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 )
 
-func init() {
-	register(ctap.CmdReset, (*Authenticator).reset)
-	register(ctap.CmdSelection, (*Authenticator).selection)
-}
-
 // reset is authenticatorReset (CTAP 2.1 §6.6): only shortly after power-up and with a touch,
 // so that malware cannot wipe a key that has been plugged in for a while.
 func (a *Authenticator) reset(ctx context.Context, r *request) (any, error) {
 	a.mu.Lock()
-	since := a.now().Sub(a.powerUp)
+	since := a.clock.Now().Sub(a.powerUp)
 	a.mu.Unlock()
 	if since > a.resetWindow() {
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "reset %v after power-up", since)
@@ -36,9 +31,4 @@ func (a *Authenticator) reset(ctx context.Context, r *request) (any, error) {
 		return nil, ctap.Errorf(ctap.ErrOther, "%v", err)
 	}
 	return nil, nil
-}
-
-// selection is authenticatorSelection (§6.9): the user touches the key they mean to use.
-func (a *Authenticator) selection(ctx context.Context, r *request) (any, error) {
-	return nil, a.askUser(ctx, r, user.Presence, "")
 }

@@ -1,7 +1,6 @@
 package authenticator
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -62,10 +61,7 @@ func TestResetCancel(t *testing.T) {
 	t.Parallel()
 	k := newTestKey(t, "default", func(p *persona.Persona) { p.Quirks.ResetWindowSeconds = 60 })
 	k.clock.Advance(30 * time.Second)
-	k.user.Set(user.Delayed{After: 10 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	st, _ := k.callCtx(ctx, ctap.CmdReset, nil)
+	st, _ := k.callCtx(k.cancelWhenAsked(), ctap.CmdReset, nil)
 	require.Equal(t, ctap.ErrKeepaliveCancel, st)
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/authenticator/user"
@@ -22,11 +23,12 @@ func TestDebugLogKeepsSecrets(t *testing.T) {
 	p, err := persona.Builtin("default")
 	require.NoError(t, err)
 	st := store.NewMemory()
-	a, err := New(Config{Persona: p, Store: st, User: user.Always,
+	c := clock.NewVirtual(epoch)
+	a, err := New(Config{Persona: p, Store: st, User: user.Always, Clock: c,
 		Logger: slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	defer a.Close()
-	k := &testKey{Authenticator: a, t: t, clock: &fakeClock{}, user: user.NewSwitch(user.Always)}
+	k := &testKey{Authenticator: a, t: t, clock: c, user: user.NewSwitch(user.Always)}
 
 	const pin = "s3cr3t-PIN-7291"
 	require.Equal(t, ctap.StatusOK, k.setPIN(2, pin))

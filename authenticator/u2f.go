@@ -59,7 +59,7 @@ func (a *Authenticator) handleU2F(ctx context.Context, apdu []byte) ([]byte, err
 // u2fPresence asks for a touch. Anything but a touch is SW_CONDITIONS_NOT_SATISFIED: a real
 // key answers that at once and the host polls until the user touches.
 func (a *Authenticator) u2fPresence(ctx context.Context, command string) error {
-	ans, err := a.user.Ask(ctx, user.Request{Kind: user.Presence, Command: command})
+	ans, err := a.user.Ask(ctx, user.Request{Kind: user.Presence, Command: command, Clock: a.clock})
 	if err != nil || ctx.Err() != nil || ans != user.Yes {
 		return u2f.SWConditionsNotSatisfied
 	}

@@ -172,10 +172,7 @@ func (a *Authenticator) builtInUV(ctx context.Context, r *request, rpID string) 
 
 // uvGetTokenWithPerms is getPinUvAuthTokenUsingUvWithPermissions (§6.5.5.7.3).
 func (a *Authenticator) uvGetTokenWithPerms(ctx context.Context, r *request, c *pinCall) (any, error) {
-	if c.PinUvAuthProtocol == nil || c.KeyAgreement == nil || c.Permissions == nil {
-		return nil, ctap.Errorf(ctap.ErrMissingParameter, "getPinUvAuthTokenUsingUvWithPermissions needs pinUvAuthProtocol, keyAgreement and permissions")
-	}
-	p, err := a.protocol(c.PinUvAuthProtocol)
+	p, err := a.pinProtocol(c, "getPinUvAuthTokenUsingUvWithPermissions", needKeyAgreement, needPermissions)
 	if err != nil {
 		return nil, err
 	}

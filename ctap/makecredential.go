@@ -1,7 +1,5 @@
 package ctap
 
-import "github.com/fxamacker/cbor/v2"
-
 // MakeCredentialRequest is authenticatorMakeCredential's parameter map.
 type MakeCredentialRequest struct {
 	ClientDataHash        []byte                    `cbor:"1,keyasint,omitempty"`
@@ -67,48 +65,3 @@ type MakeCredentialResponse struct {
 	EpAtt        *bool   `cbor:"4,keyasint,omitempty"`
 	LargeBlobKey []byte  `cbor:"5,keyasint,omitempty"`
 }
-
-// GetAssertionRequest is authenticatorGetAssertion's parameter map.
-type GetAssertionRequest struct {
-	RPID              string                  `cbor:"1,keyasint,omitempty"`
-	ClientDataHash    []byte                  `cbor:"2,keyasint,omitempty"`
-	AllowList         []CredentialDescriptor  `cbor:"3,keyasint,omitempty"`
-	Extensions        *GetAssertionExtensions `cbor:"4,keyasint,omitempty"`
-	Options           *Options                `cbor:"5,keyasint,omitempty"`
-	PinUvAuthParam    []byte                  `cbor:"6,keyasint,omitempty"`
-	PinUvAuthProtocol *uint64                 `cbor:"7,keyasint,omitempty"`
-}
-
-// DecodeGetAssertion decodes and checks the mandatory parameters.
-func DecodeGetAssertion(b []byte) (*GetAssertionRequest, error) {
-	var r GetAssertionRequest
-	if err := Unmarshal(b, &r); err != nil {
-		return nil, err
-	}
-	switch {
-	case r.RPID == "":
-		return nil, Errorf(ErrMissingParameter, "getAssertion: rpId missing")
-	case r.ClientDataHash == nil:
-		return nil, Errorf(ErrMissingParameter, "getAssertion: clientDataHash missing")
-	}
-	for _, d := range r.AllowList {
-		if d.ID == nil || d.Type == "" {
-			return nil, Errorf(ErrMissingParameter, "getAssertion: allowList entry lacks id or type")
-		}
-	}
-	return &r, nil
-}
-
-// GetAssertionResponse is the response map of getAssertion and getNextAssertion.
-type GetAssertionResponse struct {
-	Credential          *CredentialDescriptor `cbor:"1,keyasint,omitempty"`
-	AuthData            []byte                `cbor:"2,keyasint"`
-	Signature           []byte                `cbor:"3,keyasint"`
-	User                *UserEntity           `cbor:"4,keyasint,omitempty"`
-	NumberOfCredentials int                   `cbor:"5,keyasint,omitempty"`
-	UserSelected        *bool                 `cbor:"6,keyasint,omitempty"`
-	LargeBlobKey        []byte                `cbor:"7,keyasint,omitempty"`
-}
-
-// RawMap is a CBOR value kept undecoded, e.g. a subCommandParams map whose exact bytes are authenticated.
-type RawMap = cbor.RawMessage

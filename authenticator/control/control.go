@@ -1,7 +1,9 @@
-// Package control is the HTTP control API of a served key, on loopback only: its state, the
-// simulated user's policy, power (unplug/replug) and faults. It also answers the endpoints
+// Package control is the HTTP control API of a served key, on loopback only: its state and its
+// knobs (emulator.Knobs: power, the simulated user, CTAPHID timing, faults), read and written as
+// a whole at /knobs, with shorthand endpoints for the common ones. It also answers the endpoints
 // python-fido2's device tests use for a key without a button: /usbN/touch/{on,off} and
-// /usbN/power/{on,off}.
+// /usbN/power/{on,off}. It refuses requests whose Host is not this machine (DNS rebinding) and
+// cross-site requests from browsers.
 package control
 
 import (
@@ -10,13 +12,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
-	"time"
+	"strings"
 
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/user"
-	"github.com/fidolab/fidolab/ctap"
 )
+
+// endpoints lists what the API answers, for GET /.
+var endpoints = []string{"GET /state", "GET /knobs", "PUT /knobs (every knob)", "PATCH /knobs (some knobs)",
+	"GET /usbN/touch/{on,off}", "GET /usbN/power/{on,off}", "POST /user {policy}", "POST /user/touch",
+	"POST /power/{on,off}", "POST /faults", "DELETE /faults"}
 
 // Handler serves the control API of one key. A server holding one key answers for any /usbN/.
 func Handler(k *emulator.Key) http.Handler {
@@ -24,6 +31,9 @@ func Handler(k *emulator.Key) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.root)
 	mux.HandleFunc("GET /state", s.state)
+	mux.HandleFunc("GET /knobs", s.knobs)
+	mux.HandleFunc("PUT /knobs", s.putKnobs)
+	mux.HandleFunc("PATCH /knobs", s.patchKnobs)
 	mux.HandleFunc("GET /{usb}/touch/{onoff}", s.usbTouch)
 	mux.HandleFunc("GET /{usb}/power/{onoff}", s.usbPower)
 	mux.HandleFunc("POST /user", s.setUser)
@@ -31,7 +41,44 @@ func Handler(k *emulator.Key) http.Handler {
 	mux.HandleFunc("POST /power/{onoff}", s.power)
 	mux.HandleFunc("POST /faults", s.setFaults)
 	mux.HandleFunc("DELETE /faults", s.clearFaults)
-	return mux
+	return guard(mux)
+}
+
+// guard refuses what a web page could make a browser send to the API: a request for another
+// host name that resolves to 127.0.0.1 (DNS rebinding) and a cross-site request. python-fido2,
+// curl and the runner send neither.
+func guard(next http.Handler) http.Handler {
+	cross := http.NewCrossOriginProtection()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			fail(w, http.StatusForbidden, "Host %q is not this machine", r.Host)
+			return
+		}
+		// CrossOriginProtection lets safe methods through; GET /usbN/power/off is not safe.
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			fail(w, http.StatusForbidden, "cross-site request refused")
+			return
+		}
+		if err := cross.Check(r); err != nil {
+			fail(w, http.StatusForbidden, "%v", err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header names this machine: localhost or a loopback IP.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Listen checks that addr is a loopback address and listens on it: the control API can take over
@@ -65,8 +112,7 @@ func fail(w http.ResponseWriter, code int, format string, a ...any) {
 func (s *server) root(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"service": "fidolab control API", "persona": s.k.Persona.Name, "plugged": s.k.Plugged(),
-		"endpoints": []string{"GET /state", "GET /usbN/touch/{on,off}", "GET /usbN/power/{on,off}",
-			"POST /user {policy}", "POST /user/touch", "POST /power/{on,off}", "POST /faults", "DELETE /faults"},
+		"endpoints": endpoints,
 	})
 }
 
@@ -99,7 +145,13 @@ func (s *server) usbTouch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.k.User.Hold(on)
+	if _, err := s.k.UpdateKnobs(func(n *emulator.Knobs) error {
+		n.User, n.FingerHeld = "manual", on
+		return nil
+	}); err != nil {
+		fail(w, http.StatusInternalServerError, "touch %v: %v", on, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"touch": on})
 }
 
@@ -116,7 +168,10 @@ func (s *server) power(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.k.SetPlugged(on); err != nil {
+	if _, err := s.k.UpdateKnobs(func(n *emulator.Knobs) error {
+		n.Plugged = on
+		return nil
+	}); err != nil {
 		fail(w, http.StatusInternalServerError, "power %v: %v", on, err)
 		return
 	}
@@ -168,39 +223,118 @@ type faultRequest struct {
 	Silent   *int     `json:"silent"`
 }
 
+// setFaults appends failNext to the statuses still queued, and sets the processing delay and
+// the silent count when given.
 func (s *server) setFaults(w http.ResponseWriter, r *http.Request) {
 	var req faultRequest
 	if !readJSON(w, r, &req) {
 		return
 	}
-	var sts []ctap.Status
-	for _, name := range req.FailNext {
-		st, err := ctap.ParseStatus(name)
-		if err != nil {
-			fail(w, http.StatusBadRequest, "%v", err)
-			return
+	_, err := s.k.UpdateKnobs(func(n *emulator.Knobs) error {
+		n.FailNext = append(n.FailNext, req.FailNext...)
+		if req.DelayMs != nil {
+			n.ProcessingDelayMs = *req.DelayMs
 		}
-		sts = append(sts, st)
-	}
-	if req.DelayMs != nil && (*req.DelayMs < 0 || *req.DelayMs > 600_000) {
-		fail(w, http.StatusBadRequest, "delayMs %d outside 0..600000", *req.DelayMs)
+		if req.Silent != nil {
+			n.Silent = *req.Silent
+		}
+		return nil
+	})
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if req.Silent != nil && *req.Silent < 0 {
-		fail(w, http.StatusBadRequest, "silent must not be negative")
-		return
-	}
-	s.k.Faults.FailNext(sts...)
-	if req.DelayMs != nil {
-		s.k.Faults.SetDelay(time.Duration(*req.DelayMs) * time.Millisecond)
-	}
-	if req.Silent != nil {
-		s.k.Faults.Silence(*req.Silent)
-	}
-	writeJSON(w, http.StatusOK, s.k.Faults.State())
+	writeJSON(w, http.StatusOK, s.k.FaultState())
 }
 
 func (s *server) clearFaults(w http.ResponseWriter, _ *http.Request) {
-	s.k.Faults.Clear()
-	writeJSON(w, http.StatusOK, s.k.Faults.State())
+	s.k.ResetFaults()
+	writeJSON(w, http.StatusOK, s.k.FaultState())
+}
+
+func (s *server) knobs(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.k.Knobs())
+}
+
+// knobNames are the JSON names of every knob: PUT /knobs must give them all.
+var knobNames = func() []string {
+	var names []string
+	t := reflect.TypeFor[emulator.Knobs]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}()
+
+// putKnobs sets every knob; a missing one is an error rather than a zero (which would, say,
+// unplug the key).
+func (s *server) putKnobs(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		fail(w, http.StatusBadRequest, "body: %v", err)
+		return
+	}
+	var missing []string
+	for _, name := range knobNames {
+		if _, ok := fields[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		fail(w, http.StatusBadRequest, "PUT /knobs sets every knob; missing %s (PATCH sets some)", strings.Join(missing, ", "))
+		return
+	}
+	s.applyKnobs(w, func(n *emulator.Knobs) error {
+		*n = emulator.Knobs{}
+		return strictJSON(body, n)
+	})
+}
+
+// patchKnobs sets the knobs the body names and leaves the others.
+func (s *server) patchKnobs(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	// Decoded onto the current knobs inside the update, so that only the named ones change.
+	s.applyKnobs(w, func(n *emulator.Knobs) error { return strictJSON(body, n) })
+}
+
+func (s *server) applyKnobs(w http.ResponseWriter, change func(*emulator.Knobs) error) {
+	n, err := s.k.UpdateKnobs(change)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(b) > maxBody {
+		fail(w, http.StatusBadRequest, "body: unreadable or over %d bytes", maxBody)
+		return nil, false
+	}
+	return b, true
+}
+
+// strictJSON decodes one JSON value, refusing unknown fields and trailing data.
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	if dec.More() {
+		return fmt.Errorf("body: data after the JSON object")
+	}
+	return nil
 }

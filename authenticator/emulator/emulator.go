@@ -1,7 +1,7 @@
 // Package emulator assembles one complete emulated key — persona, persistent state, simulated user,
-// authenticator and its CTAPHID device — with the knobs a lab needs: unplug/replug, and faults.
-// Transports (socket, UHID, USB/IP, …) serve a Key's Device; tests and the scenario runner connect
-// to it in-process.
+// authenticator and its CTAPHID device — on one clock, with the knobs a lab needs in one struct
+// (Knobs: power, the user, CTAPHID timing, processing delay, faults). Transports (socket, UHID,
+// USB/IP, …) serve a Key's Device; tests and the scenario runner connect to it in-process.
 package emulator
 
 import (
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator"
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/authenticator/store"
@@ -35,22 +36,31 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer sees every CTAP exchange (for traces).
 	Observer authenticator.Observer
-	// DeviceOptions tune the CTAPHID layer (timeouts).
+	// DeviceOptions tune the CTAPHID layer (initial timing; Key.SetKnobs changes it later).
 	DeviceOptions []ctaphid.Option
-	// Now is the key's clock (token expiry, the reset window); nil means time.Now. A scenario
-	// runner moves it forward instead of sleeping.
-	Now func() time.Time
+	// Clock is the key's clock: CTAPHID timeouts and keepalives, token expiry, the reset window,
+	// the simulated user's and the faults' delays. nil means the wall clock, as for a served key;
+	// an in-process key on a clock.Virtual spends no wall time on any of them.
+	Clock clock.Clock
 }
 
-// Key is one emulated key.
+// Key is one emulated key. Its run-time knobs (power, user, timing, faults) are read and set
+// as a whole with Knobs and SetKnobs.
 type Key struct {
 	Persona *persona.Persona
 	Store   store.Store
 	Auth    *authenticator.Authenticator
 	Device  *ctaphid.Device
-	User    *user.Switch
-	Faults  *Faults
-	path    string
+	// User is the simulated user; Touch and Untouch are its events. Its policy and finger are
+	// knobs.
+	User  *user.Switch
+	path  string
+	clock clock.Clock
+
+	initial Knobs      // as opened, for ResetFaults
+	set     sync.Mutex // one knob update at a time
+	fmu     sync.Mutex
+	faults  faults
 
 	mu     sync.Mutex
 	closed bool
@@ -82,18 +92,21 @@ func Open(o Options) (*Key, error) {
 	}
 	sw := user.NewSwitch(pol)
 	a, err := authenticator.New(authenticator.Config{
-		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer, Now: o.Now,
+		Persona: p, Store: st, User: sw, Signer: o.Signer, Logger: o.Logger, Observer: o.Observer, Clock: o.Clock,
 	})
 	if err != nil {
 		_ = st.Close()
 		return nil, err
 	}
-	k := &Key{Persona: p, Store: st, Auth: a, User: sw, Faults: &Faults{}, path: o.StatePath}
-	devOpts := o.DeviceOptions
+	k := &Key{Persona: p, Store: st, Auth: a, User: sw, path: o.StatePath, clock: clock.Or(o.Clock)}
+	// The persona's quirks are the initial values of their knobs.
+	devOpts := append([]ctaphid.Option{ctaphid.WithClock(k.clock)}, o.DeviceOptions...)
 	if p.Quirks.NoKeepalive {
 		devOpts = append(devOpts, ctaphid.WithoutKeepalive())
 	}
-	k.Device = ctaphid.NewDevice(&faultHandler{inner: a, f: k.Faults}, a.DeviceInfo(), devOpts...)
+	k.faults.delay = time.Duration(p.Quirks.ProcessingDelayMs) * time.Millisecond
+	k.Device = ctaphid.NewDevice(&knobHandler{inner: a, k: k, clock: k.clock}, a.DeviceInfo(), devOpts...)
+	k.initial = k.Knobs()
 	return k, nil
 }
 

@@ -27,6 +27,25 @@ type Status struct {
 	Fingerprints []string         `json:"fingerprints,omitempty"`
 	User         string           `json:"user,omitempty"`
 	Faults       *FaultState      `json:"faults,omitempty"`
+	Knobs        *Knobs           `json:"knobs,omitempty"`
+}
+
+// FaultState is the fault knobs as the control API's /faults answers them, with how many
+// requests a fault has been applied to so far.
+type FaultState struct {
+	FailNext []string `json:"failNext"`
+	DelayMs  int64    `json:"delayMs"`
+	Silent   int      `json:"silent"`
+	Injected int      `json:"injected"`
+}
+
+// FaultState returns the fault knobs and the count of requests they were applied to.
+func (k *Key) FaultState() FaultState {
+	n := k.Knobs()
+	k.fmu.Lock()
+	injected := k.faults.injected
+	k.fmu.Unlock()
+	return FaultState{FailNext: n.FailNext, DelayMs: int64(n.ProcessingDelayMs), Silent: n.Silent, Injected: injected}
 }
 
 // PINStatus is the PIN state without the PIN.
@@ -116,9 +135,9 @@ func Describe(st store.Store, p *persona.Persona) (Status, error) {
 // Status describes the running key.
 func (k *Key) Status() (Status, error) {
 	s, err := Describe(k.Store, k.Persona)
-	s.StatePath, s.Plugged, s.User = k.path, k.Plugged(), k.User.String()
-	fs := k.Faults.State()
-	s.Faults = &fs
+	n := k.Knobs()
+	fs := k.FaultState()
+	s.StatePath, s.Plugged, s.User, s.Faults, s.Knobs = k.path, n.Plugged, k.User.String(), &fs, &n
 	return s, err
 }
 

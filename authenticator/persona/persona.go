@@ -95,15 +95,19 @@ type HID struct {
 	Wink         bool   `yaml:"wink"`
 }
 
-// Quirks are deliberate deviations seen on real keys, for compatibility testing.
+// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst
+// and ResetWindowSeconds are the firmware's behaviour; NoKeepalive and ProcessingDelayMs are the
+// initial values of a running key's knobs (emulator.Knobs), which the control API may change.
 type Quirks struct {
 	// OldestFirst returns discoverable credentials oldest first instead of newest first.
 	OldestFirst bool `yaml:"oldestFirst"`
-	// NoKeepalive never sends CTAPHID_KEEPALIVE (Windows gives up on such keys after ~0.5 s).
+	// NoKeepalive never sends CTAPHID_KEEPALIVE (Windows gives up on such keys after ~0.5 s):
+	// the keepalive knob starts off.
 	NoKeepalive bool `yaml:"noKeepalive"`
 	// ResetWindowSeconds overrides the 10 s reset-after-power-up window (0 = spec default).
 	ResetWindowSeconds int `yaml:"resetWindowSeconds"`
-	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element).
+	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element): the
+	// processingDelayMs knob starts at it.
 	ProcessingDelayMs int `yaml:"processingDelayMs"`
 }
 
@@ -188,6 +192,9 @@ func (p *Persona) Validate() error {
 		if p.MinPINLength < 4 || p.MinPINLength > 63 {
 			bad("minPinLength %d outside 4..63", p.MinPINLength)
 		}
+	}
+	if d := p.Quirks.ProcessingDelayMs; d < 0 || d > 600_000 {
+		bad("quirks.processingDelayMs %d outside 0..600000", d)
 	}
 	switch p.Attestation {
 	case AttestationBatch, AttestationSelf, AttestationNone:

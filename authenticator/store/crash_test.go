@@ -128,7 +128,9 @@ func TestCrashKill9(t *testing.T) {
 		iterations = 5
 	}
 	path := filepath.Join(t.TempDir(), "key.db")
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	seed := rand.Uint64()
+	t.Logf("kill timing seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 9))
 	var acks crashAcks
 	for it := range iterations {
 		start := uint64(it+1) * 1_000_000

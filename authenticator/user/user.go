@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fidolab/fidolab/authenticator/clock"
 )
 
 // Kind says what the key asks for.
@@ -33,19 +35,23 @@ type Request struct {
 	Kind    Kind
 	Command string // e.g. "authenticatorGetAssertion", "U2F_REGISTER"
 	RPID    string
+	// Clock is the key's clock: a policy that takes time (Delayed) waits on it, so a user reaching
+	// for an in-process key on a virtual clock costs no wall time. nil means the wall clock.
+	Clock clock.Clock
 }
 
-// Answer is the user's reaction.
+// Answer is the user's reaction. The zero value is Timeout: an answer nobody gave never
+// approves anything.
 type Answer int
 
 // Possible answers.
 const (
-	// Yes: the user touched the key (or the finger matched).
-	Yes Answer = iota
+	// Timeout: the user never reacted; the key gives up as a real one would.
+	Timeout Answer = iota
 	// No: the user refused (for UV: the finger did not match).
 	No
-	// Timeout: the user never reacted; the key gives up as a real one would.
-	Timeout
+	// Yes: the user touched the key (or the finger matched).
+	Yes
 )
 
 func (a Answer) String() string {
@@ -69,7 +75,7 @@ func ParseAnswer(s string) (Answer, error) {
 	case "timeout", "none":
 		return Timeout, nil
 	}
-	return 0, fmt.Errorf("user answer %q: want yes, no or timeout", s)
+	return Timeout, fmt.Errorf("user answer %q: want yes, no or timeout", s)
 }
 
 // Policy answers the key's questions. Ask blocks while the simulated user "thinks" and must
@@ -78,50 +84,47 @@ type Policy interface {
 	Ask(ctx context.Context, r Request) (Answer, error)
 }
 
-// Fixed always gives the same answer at once.
+// Fixed always gives the same answer at once. Its zero value never answers yes.
 type Fixed Answer
 
 // Ask implements Policy.
 func (f Fixed) Ask(ctx context.Context, _ Request) (Answer, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return Timeout, err
 	}
 	return Answer(f), nil
 }
 
-// Always is the default policy: the user touches the key every time.
-var Always Policy = Fixed(Yes)
+// Always is the policy of a user who touches the key every time (the CLI's default, --user yes).
+// It is a constant: no package can make it mean anything else.
+const Always = Fixed(Yes)
 
-// Delayed answers after a delay, as a person reaching for the key would.
+// Delayed answers after a delay on the key's clock (Request.Clock), as a person reaching for
+// the key would.
 type Delayed struct {
 	After  time.Duration
 	Answer Answer
 }
 
 // Ask implements Policy.
-func (d Delayed) Ask(ctx context.Context, _ Request) (Answer, error) {
-	t := time.NewTimer(d.After)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-t.C:
-		return d.Answer, nil
+func (d Delayed) Ask(ctx context.Context, r Request) (Answer, error) {
+	if err := clock.Or(r.Clock).Sleep(ctx, d.After); err != nil {
+		return Timeout, err
 	}
+	return d.Answer, nil
 }
 
-// Script answers from a list, one entry per question, then falls back to Then.
+// Script answers from a list, one entry per question, then asks Then; a nil Then is a user who
+// stops reacting (Timeout).
 type Script struct {
 	mu      sync.Mutex
 	answers []Answer
 	Then    Policy
 }
 
-// NewScript returns a policy that answers a, in order, then asks then (Always when nil).
+// NewScript returns a policy that answers a, in order, then asks then (a nil then stops
+// reacting).
 func NewScript(then Policy, a ...Answer) *Script {
-	if then == nil {
-		then = Always
-	}
 	return &Script{answers: append([]Answer(nil), a...), Then: then}
 }
 
@@ -135,7 +138,17 @@ func (s *Script) Ask(ctx context.Context, r Request) (Answer, error) {
 		return a, ctx.Err()
 	}
 	s.mu.Unlock()
+	if s.Then == nil {
+		return Fixed(Timeout).Ask(ctx, r)
+	}
 	return s.Then.Ask(ctx, r)
+}
+
+// left returns the answers not given yet.
+func (s *Script) left() []Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Answer(nil), s.answers...)
 }
 
 // Remaining reports how many scripted answers are left.
@@ -147,7 +160,8 @@ func (s *Script) Remaining() int {
 
 // Switch is a policy whose behaviour is changed at run time, e.g. by the control API. In manual
 // mode questions wait for the simulated finger: Touch answers one question, Hold(true) rests the
-// finger on the key so every question is answered at once until Hold(false).
+// finger on the key so every question is answered at once until Hold(false). Without a policy
+// (NewSwitch(nil)) questions outside manual mode time out.
 type Switch struct {
 	mu      sync.Mutex
 	current Policy
@@ -190,6 +204,17 @@ func (s *Switch) Hold(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.manual = true
+	s.setHeld(on)
+}
+
+// SetHeld rests or lifts the finger without changing the mode: the finger matters in manual mode.
+func (s *Switch) SetHeld(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setHeld(on)
+}
+
+func (s *Switch) setHeld(on bool) {
 	if on == s.held {
 		return
 	}
@@ -231,11 +256,14 @@ func (s *Switch) Ask(ctx context.Context, r Request) (Answer, error) {
 	p, manual, holding := s.current, s.manual, s.holding
 	s.mu.Unlock()
 	if !manual {
+		if p == nil {
+			return Fixed(Timeout).Ask(ctx, r)
+		}
 		return p.Ask(ctx, r)
 	}
 	select {
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return Timeout, ctx.Err()
 	case <-s.touch:
 		return Yes, nil
 	case <-holding:
@@ -252,15 +280,30 @@ func (s *Switch) String() string {
 	return Describe(p)
 }
 
-// Describe renders a policy in its ParsePolicy form where it has one.
+// Describe renders a policy in its ParsePolicy form where it has one: ParsePolicy(Describe(p))
+// behaves as p does from now on.
 func Describe(p Policy) string {
 	switch v := p.(type) {
+	case nil:
+		return Timeout.String()
 	case Fixed:
 		return Answer(v).String()
 	case Delayed:
 		return fmt.Sprintf("delay:%s:%s", v.After, v.Answer)
 	case *Script:
-		return fmt.Sprintf("script (%d answers left)", v.Remaining())
+		left := v.left()
+		if len(left) == 0 {
+			return Describe(v.Then)
+		}
+		names := make([]string, len(left))
+		for i, a := range left {
+			names[i] = a.String()
+		}
+		d := "script:" + strings.Join(names, ",")
+		if v.Then != Policy(Always) {
+			d += " then " + Describe(v.Then)
+		}
+		return d
 	case *Switch:
 		return v.String()
 	}

@@ -2,11 +2,45 @@ package user
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/stretchr/testify/require"
 )
+
+var epoch = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func TestFailsClosed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var zero Answer
+	require.Equal(t, Timeout, zero, "an answer nobody gave is no reaction")
+	for name, p := range map[string]Policy{
+		"zero Fixed":       Fixed(zero),
+		"zero Script":      &Script{},
+		"exhausted script": NewScript(nil, Yes),
+		"empty Switch":     NewSwitch(nil),
+	} {
+		var a Answer
+		for range 2 {
+			var err error
+			a, err = p.Ask(ctx, Request{})
+			require.NoError(t, err, name)
+		}
+		require.Equal(t, Timeout, a, name)
+	}
+	a, err := ParseAnswer("perhaps")
+	require.Error(t, err)
+	require.Equal(t, Timeout, a)
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	a, err = Always.Ask(ctx, Request{})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, Timeout, a, "a cancelled question is never a yes")
+}
 
 func TestParsePolicy(t *testing.T) {
 	t.Parallel()
@@ -42,14 +76,21 @@ func TestScriptFallsBack(t *testing.T) {
 	require.Zero(t, s.Remaining())
 }
 
-func TestDelayedCancels(t *testing.T) {
+func TestDelayedWaitsOnTheKeysClock(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
-	start := time.Now()
-	_, err := Delayed{After: time.Hour}.Ask(ctx, Request{})
+	v := clock.NewVirtual(epoch)
+	a, err := Delayed{After: 800 * time.Millisecond, Answer: No}.Ask(context.Background(), Request{Clock: v})
+	require.NoError(t, err)
+	require.Equal(t, No, a)
+	require.Equal(t, epoch.Add(800*time.Millisecond), v.Now(), "the user took 800 ms of the key's time")
+
+	// Asked with a timeout shorter than the user's delay, the question ends at the timeout.
+	ctx, cancel := clock.WithTimeout(context.Background(), v, 50*time.Millisecond)
+	defer cancel()
+	a, err = Delayed{After: time.Hour}.Ask(ctx, Request{Clock: v})
 	require.ErrorIs(t, err, context.Canceled)
-	require.Less(t, time.Since(start), time.Second)
+	require.Equal(t, Timeout, a)
+	require.Equal(t, epoch.Add(850*time.Millisecond), v.Now())
 }
 
 func TestSwitchManualWaitsForTouch(t *testing.T) {
@@ -93,7 +134,9 @@ func TestSwitchHold(t *testing.T) {
 
 	done := make(chan Answer, 1)
 	go func() { a, _ := s.Ask(context.Background(), Request{}); done <- a }()
-	time.Sleep(10 * time.Millisecond)
+	for s.Asked() < 2 { // the question is being put (and would wait without the finger)
+		runtime.Gosched()
+	}
 	s.Hold(true)
 	require.Equal(t, Yes, <-done)
 	for range 3 { // held: every question is answered at once
@@ -106,4 +149,26 @@ func TestSwitchHold(t *testing.T) {
 	a, _ := s.Ask(context.Background(), Request{})
 	require.Equal(t, No, a)
 	require.Equal(t, "no", s.String())
+}
+
+func TestDescribeRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		p    Policy
+		want string
+	}{
+		{Always, "yes"}, {Fixed(No), "no"}, {Fixed(Timeout), "timeout"}, {nil, "timeout"},
+		{Delayed{After: 800 * time.Millisecond, Answer: Yes}, "delay:800ms:yes"},
+		{NewScript(Always, No, Yes), "script:no,yes"},
+		{NewScript(Fixed(No), Yes), "script:yes then no"},
+		{NewScript(Fixed(No)), "no"},
+	} {
+		require.Equal(t, tc.want, Describe(tc.p))
+		if tc.p == nil || strings.Contains(tc.want, " then ") {
+			continue
+		}
+		again, err := ParsePolicy(tc.want)
+		require.NoError(t, err, tc.want)
+		require.Equal(t, tc.want, Describe(again), "ParsePolicy(Describe(p)) is p again")
+	}
 }

@@ -1,7 +1,7 @@
 // Command fidolab is a software FIDO2 security key and the lab around it.
 //
 //	fidolab run      replay the Windows FIDO2 sign-in document's cases against the Windows model
-//	fidolab serve    serve an emulated key (socket transport, control API)
+//	fidolab serve    serve an emulated key (socket, usb-redir, USB/IP, UHID or gadget transport; control API)
 //	fidolab key      inspect or edit a key's state file
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
@@ -22,8 +22,9 @@ usage:
   fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key KEY [--destructive]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
                   KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT]
-  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
-                  [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket|usbredir|usbip|uhid|gadget] [--listen unix:PATH|tcp:127.0.0.1:PORT]
+                  [--allow-remote] [--busid 1-1] [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+                  [--uhid /dev/uhid] [--udc NAME] [--configfs DIR] [--gadget-name NAME]   (uhid, gadget: Linux)
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona

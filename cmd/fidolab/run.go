@@ -102,7 +102,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	useASCII := *ascii || !utf8Locale()
-	if err := report.Terminal(stdout, run, report.TerminalOptions{ASCII: useASCII, Color: report.IsTerminal(stdout)}); err != nil {
+	if err := report.Terminal(stdout, run, report.TerminalOptions{ASCII: useASCII, Color: report.UseColor(stdout)}); err != nil {
 		return err
 	}
 	if len(run.LeftOut) > 0 {

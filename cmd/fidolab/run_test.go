@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/stretchr/testify/require"
@@ -77,4 +78,21 @@ func TestRunList(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "unlock-1809")
 	require.NotContains(t, out, "11-24H2")
+}
+
+// TestRunSlowPersonaInProcess: a persona that works 1.5 s per request runs the whole catalog in
+// about the time the default one takes, because in-process keys spend the delay on a virtual
+// clock (it used to take many minutes of wall time).
+func TestRunSlowPersonaInProcess(t *testing.T) {
+	dir := t.TempDir()
+	slow, js := filepath.Join(dir, "slow.yaml"), filepath.Join(dir, "r.json")
+	require.NoError(t, os.WriteFile(slow, []byte("base: default\nname: slow\nquirks: {processingDelayMs: 1500}\n"), 0o600))
+	code, out, errOut := runCLI(t, "run", "--quiet", "--ascii", "--persona", slow, "--report", js)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var run result.Run
+	b, err := os.ReadFile(js)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &run))
+	require.Greater(t, len(run.Cases), 100)
+	require.Less(t, run.Duration, 30*time.Second, "the processing delay must not be spent in wall time")
 }

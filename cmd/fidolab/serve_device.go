@@ -31,12 +31,11 @@ func deviceFlags(fs *flag.FlagSet) *deviceOpts {
 	return o
 }
 
-func isDeviceTransport(t string) bool { return t == "uhid" || t == "gadget" }
-
-// serveDevice starts the uhid or gadget transport for k, following the key's plug state, and
-// returns where the key is.
+// serveDevice prepares the uhid or gadget transport for k, following the key's plug state. It
+// returns the serve loop (it returns once ctx has ended and the device is gone from the host) and
+// where the key is.
 func serveDevice(ctx context.Context, transport string, o *deviceOpts, k *emulator.Key, logger *slog.Logger,
-	stderr io.Writer, errc chan<- error) (string, error) {
+	stderr io.Writer) (func() error, string, error) {
 	id := usbdev.FromPersona(k.Persona.HID)
 	start := time.Now()
 	switch transport {
@@ -47,8 +46,7 @@ func serveDevice(ctx context.Context, transport string, o *deviceOpts, k *emulat
 					node, time.Since(start).Round(10*time.Microsecond), sinceCreate.Round(10*time.Microsecond))
 			}})
 		follow(k, u.SetPlugged, logger)
-		go func() { errc <- u.Run(ctx) }()
-		return fmt.Sprintf("UHID %s (vid:pid %04x:%04x)", o.uhidPath, id.VendorID, id.ProductID), nil
+		return func() error { return u.Run(ctx) }, fmt.Sprintf("UHID %s (vid:pid %04x:%04x)", o.uhidPath, id.VendorID, id.ProductID), nil
 	case "gadget":
 		g, err := gadget.New(k.Device, gadget.Config{Identity: id, Configfs: o.configfs, UDC: o.udc, Name: o.gadget,
 			Logger: logger, OnReady: func(hidg string) {
@@ -56,14 +54,16 @@ func serveDevice(ctx context.Context, transport string, o *deviceOpts, k *emulat
 					hidg, time.Since(start).Round(10*time.Microsecond))
 			}})
 		if err != nil {
-			return "", err
+			return nil, "", err
 		}
 		follow(k, g.SetPlugged, logger)
-		go func() { errc <- g.Run(ctx) }()
-		return fmt.Sprintf("USB gadget %s (vid:pid %04x:%04x)", g.Dir(), id.VendorID, id.ProductID), nil
+		return func() error { return g.Run(ctx) }, fmt.Sprintf("USB gadget %s (vid:pid %04x:%04x)", g.Dir(), id.VendorID, id.ProductID), nil
 	}
-	return "", usagef("--transport %q", transport)
+	return nil, "", usagef("--transport %q", transport)
 }
+
+// transportStopTimeout bounds the wait for a transport to clean up at shutdown.
+const transportStopTimeout = 10 * time.Second
 
 // follow makes the transport show the key's unplug and replug (control API, faults) to the host.
 func follow(k *emulator.Key, set func(bool) error, logger *slog.Logger) {

@@ -20,6 +20,14 @@ type ReportConn interface {
 	Close() error
 }
 
+// TimedReportConn is a ReportConn that also tells when the device produced each report, on the
+// device's clock (transport/inproc's Conn, over Device.OpenTimed): a host model on a virtual
+// clock measures the key's silences with it.
+type TimedReportConn interface {
+	ReportConn
+	ReadReportAt(ctx context.Context) (r []byte, at time.Time, err error)
+}
+
 // InitInfo is a device's answer to CTAPHID_INIT.
 type InitInfo struct {
 	CID             uint32

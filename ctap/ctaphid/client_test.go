@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/transport/inproc"
 	"github.com/stretchr/testify/require"
@@ -62,8 +63,9 @@ func (n *noisyConn) ReadReport(ctx context.Context) ([]byte, error) {
 
 func TestClientContextOnNonCBOR(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
+	release, returned := make(chan struct{}), make(chan struct{})
 	fh := &fakeHandler{msg: func(ctx context.Context, apdu []byte) []byte {
+		defer close(returned)
 		<-release
 		return []byte{0x90, 0}
 	}}
@@ -76,10 +78,12 @@ func TestClientContextOnNonCBOR(t *testing.T) {
 	old := c.CID()
 	close(release)
 	// The abandoned channel is replaced, so its late answer cannot be taken for the next one. The device
-	// stays busy until the handler returns, so the first tries may be refused with CHANNEL_BUSY.
+	// frees its busy slot just after the handler returns, so a try in between is refused with
+	// CHANNEL_BUSY.
+	<-returned
 	var got []byte
 	var err2 error
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for range 1000 {
 		if got, err2 = c.Ping(context.Background(), []byte("x")); !errors.Is(err2, ctaphid.ErrChannelBusy) {
 			break
 		}
@@ -111,8 +115,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 	wg.Wait()
 	d.PowerCycle()
 	// Polled by hand: testify's Eventually runs its condition on a goroutine of its own.
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+	wall := clock.Real{} // worker goroutines leave after workerIdle of wall time
+	deadline := wall.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > base && wall.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := runtime.NumGoroutine(); n > base {

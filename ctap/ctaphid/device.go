@@ -6,6 +6,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/fidolab/fidolab/authenticator/clock"
 )
 
 // Handler is the authenticator behind a Device. The Device never calls two Handler methods at once.
@@ -43,20 +45,48 @@ const (
 	maxChannels = 256
 )
 
+// Timing is a Device's timer settings. SetTiming changes them while the device runs: the next
+// message or request uses the new values.
+type Timing struct {
+	// MessageTimeout is how long an incomplete message may wait for its next packet; 0 means
+	// DefaultMessageTimeout.
+	MessageTimeout time.Duration
+	// KeepaliveInterval is the KEEPALIVE period while a CBOR request runs; 0 means
+	// DefaultKeepaliveInterval.
+	KeepaliveInterval time.Duration
+	// NoKeepalive never sends KEEPALIVE, as some old keys did; hosts such as Windows then give up
+	// on slow requests. For compatibility testing.
+	NoKeepalive bool
+}
+
+// withDefaults fills in the zero durations.
+func (t Timing) withDefaults() Timing {
+	if t.MessageTimeout <= 0 {
+		t.MessageTimeout = DefaultMessageTimeout
+	}
+	if t.KeepaliveInterval <= 0 {
+		t.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	return t
+}
+
 type config struct {
-	msgTimeout  time.Duration
-	keepalive   time.Duration
-	noKeepalive bool
+	timing Timing
+	clock  clock.Clock
 }
 
 // Option configures a Device.
 type Option func(*config)
 
+// WithClock sets the clock of the device's timers (message timeout, keepalive period, LOCK
+// expiry) and of the times its reports carry (OpenTimed); the default is the wall clock.
+func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c } }
+
 // WithMessageTimeout sets how long an incomplete message may wait for its next packet.
 func WithMessageTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
-			c.msgTimeout = d
+			c.timing.MessageTimeout = d
 		}
 	}
 }
@@ -65,14 +95,13 @@ func WithMessageTimeout(d time.Duration) Option {
 func WithKeepaliveInterval(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
-			c.keepalive = d
+			c.timing.KeepaliveInterval = d
 		}
 	}
 }
 
-// WithoutKeepalive never sends KEEPALIVE, as some old keys did; hosts such as Windows then give up
-// on slow requests. For compatibility testing only.
-func WithoutKeepalive() Option { return func(c *config) { c.noKeepalive = true } }
+// WithoutKeepalive never sends KEEPALIVE (Timing.NoKeepalive).
+func WithoutKeepalive() Option { return func(c *config) { c.timing.NoKeepalive = true } }
 
 // Device is the CTAPHID state machine of a key: channel allocation, reassembly, the one-transaction
 // rule, LOCK, keepalives and CANCEL. Hosts reach it through Ports.
@@ -82,9 +111,12 @@ func WithoutKeepalive() Option { return func(c *config) { c.noKeepalive = true }
 // CTAPHID_INIT included, fail with ERR_CHANNEL_BUSY. The Device never sends ERR_LOCK_REQUIRED: no
 // CTAP 2.1 command requires a lock. CTAPHID_CANCEL never gets a response, whatever its channel.
 type Device struct {
-	h    Handler
-	info DeviceInfo
-	cfg  config
+	h     Handler
+	info  DeviceInfo
+	clock clock.Clock
+
+	// timing is guarded by mu.
+	timing Timing
 
 	mu       sync.Mutex
 	nextCID  uint32
@@ -96,7 +128,7 @@ type Device struct {
 	rxCID      uint32
 	rxPort     *Port
 	rxDeadline time.Time
-	rxTimer    *time.Timer
+	rxTimer    clock.Timer
 
 	txn      *txn          // the request the handler is working on, nil when idle
 	idle     chan job      // unbuffered: a send succeeds only while a worker waits for a job
@@ -110,20 +142,37 @@ type Device struct {
 
 // NewDevice returns a Device that serves h.
 func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
-	d := &Device{
-		h: h, info: info,
-		cfg:      config{msgTimeout: DefaultMessageTimeout, keepalive: DefaultKeepaliveInterval},
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Device{
+		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(),
 		channels: make(map[uint32]struct{}),
 		idle:     make(chan job),
 	}
-	for _, o := range opts {
-		o(&d.cfg)
-	}
-	return d
 }
 
 // Info returns what the device reports in its INIT response.
 func (d *Device) Info() DeviceInfo { return d.info }
+
+// Clock returns the device's clock.
+func (d *Device) Clock() clock.Clock { return d.clock }
+
+// Timing returns the timer settings, defaults filled in.
+func (d *Device) Timing() Timing {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.timing
+}
+
+// SetTiming changes the timer settings; zero durations mean the defaults. A message being
+// received and a request running keep the values they started with.
+func (d *Device) SetTiming(t Timing) {
+	d.mu.Lock()
+	d.timing = t.withDefaults()
+	d.mu.Unlock()
+}
 
 // PowerCycle simulates unplugging and replugging the key: every channel, lock and incomplete message is
 // dropped and the request in flight is cancelled without a response. Ports stay open. Channel numbers
@@ -233,7 +282,7 @@ func (d *Device) feed(p *Port, report []byte) {
 		if !d.rxActive {
 			d.startRx(p, ReportCID(report))
 		}
-		d.rxDeadline = time.Now().Add(d.cfg.msgTimeout)
+		d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
 		return
 	}
 	d.endRx()
@@ -243,9 +292,9 @@ func (d *Device) feed(p *Port, report []byte) {
 func (d *Device) startRx(p *Port, cid uint32) {
 	d.rxActive, d.rxCID, d.rxPort = true, cid, p
 	if d.rxTimer == nil {
-		d.rxTimer = time.AfterFunc(d.cfg.msgTimeout, d.rxTimeout)
+		d.rxTimer = d.clock.AfterFunc(d.timing.MessageTimeout, d.rxTimeout)
 	} else {
-		d.rxTimer.Reset(d.cfg.msgTimeout)
+		d.rxTimer.Reset(d.timing.MessageTimeout)
 	}
 }
 
@@ -264,7 +313,7 @@ func (d *Device) rxTimeout() {
 	if !d.rxActive {
 		return
 	}
-	if left := time.Until(d.rxDeadline); left > 0 {
+	if left := d.rxDeadline.Sub(d.clock.Now()); left > 0 {
 		d.rxTimer.Reset(left)
 		return
 	}
@@ -355,7 +404,7 @@ func (d *Device) handleLock(p *Port, msg Message) {
 		}
 	} else {
 		d.lockCID = msg.CID
-		d.lockUntil = time.Now().Add(time.Duration(secs) * time.Second)
+		d.lockUntil = d.clock.Now().Add(time.Duration(secs) * time.Second)
 	}
 	p.send(msg.CID, CmdLock, nil)
 }
@@ -364,7 +413,7 @@ func (d *Device) lockedAgainst(cid uint32) bool {
 	if d.lockCID == 0 {
 		return false
 	}
-	if !time.Now().Before(d.lockUntil) {
+	if !d.clock.Now().Before(d.lockUntil) {
 		d.lockCID = 0
 		return false
 	}

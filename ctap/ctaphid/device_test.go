@@ -1,6 +1,7 @@
 package ctaphid_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"sync"
@@ -158,9 +159,7 @@ func TestChannelBusyAcrossPorts(t *testing.T) {
 	a.expectError(ca, ctaphid.ErrChannelBusy)
 	close(release)
 	require.Equal(t, []byte{0}, a.expect(ca, ctaphid.CmdCBOR))
-	b.expectSilence(50 * time.Millisecond) // the response went only to port a
-	b.send(cb, ctaphid.CmdPing, []byte{1})
-	require.Equal(t, []byte{1}, b.expect(cb, ctaphid.CmdPing))
+	b.sync(cb) // the response went only to port a
 }
 
 func TestInterleavedFragmentsOnTwoChannels(t *testing.T) {
@@ -178,22 +177,25 @@ func TestInterleavedFragmentsOnTwoChannels(t *testing.T) {
 		a.write(pa[i][:])
 	}
 	require.Len(t, a.expect(ca, ctaphid.CmdPing), 200)
-	b.expectSilence(50 * time.Millisecond)
+	b.sync(cb)
 }
 
 func TestMessageTimeout(t *testing.T) {
 	t.Parallel()
-	d := ctaphid.NewDevice(&fakeHandler{}, testInfo, ctaphid.WithMessageTimeout(60*time.Millisecond))
+	d, v := virtualDevice(&fakeHandler{}, ctaphid.WithMessageTimeout(60*time.Millisecond))
 	h := newHost(t, d)
 	cid := h.init()
-	start := time.Now()
+	start := v.Now()
 	h.write(rawReport(cid, ctaphid.CmdPing, 0, 200))
-	time.Sleep(30 * time.Millisecond)
+	v.Advance(30 * time.Millisecond)
 	h.write(rawReport(cid, 0)) // a packet in time restarts the timer
-	h.expectError(cid, ctaphid.ErrMsgTimeout)
-	took := time.Since(start)
-	require.GreaterOrEqual(t, took, 85*time.Millisecond)
-	require.Less(t, took, 500*time.Millisecond)
+	v.Advance(59 * time.Millisecond)
+	h.write(rawReport(cid, 1)) // and another, 59 ms later
+	v.Advance(time.Second)
+	ev, ok := h.recvAt(2 * time.Second)
+	require.True(t, ok)
+	require.Equal(t, ctaphid.Message{CID: cid, Cmd: ctaphid.CmdError, Payload: []byte{byte(ctaphid.ErrMsgTimeout)}}, ev.msg)
+	require.Equal(t, 149*time.Millisecond, ev.at.Sub(start), "60 ms after the last packet")
 	// The channel is free again and the late packet is ignored.
 	h.write(rawReport(cid, 1))
 	h.send(cid, ctaphid.CmdPing, []byte{7})
@@ -243,7 +245,7 @@ func TestPowerCycleDropsChannels(t *testing.T) {
 
 func TestLock(t *testing.T) {
 	t.Parallel()
-	d := ctaphid.NewDevice(&fakeHandler{}, testInfo)
+	d, v := virtualDevice(&fakeHandler{})
 	a, b := newHost(t, d), newHost(t, d)
 	ca, cb := a.init(), b.init()
 	a.send(ca, ctaphid.CmdLock, []byte{1})
@@ -264,7 +266,10 @@ func TestLock(t *testing.T) {
 	// A lock expires by itself.
 	a.send(ca, ctaphid.CmdLock, []byte{1})
 	a.expect(ca, ctaphid.CmdLock)
-	time.Sleep(1050 * time.Millisecond)
+	v.Advance(999 * time.Millisecond)
+	b.send(cb, ctaphid.CmdPing, []byte{4})
+	b.expectError(cb, ctaphid.ErrChannelBusy)
+	v.Advance(time.Millisecond)
 	b.send(cb, ctaphid.CmdPing, []byte{4})
 	require.Equal(t, []byte{4}, b.expect(cb, ctaphid.CmdPing))
 }
@@ -275,7 +280,7 @@ func TestCancelHasNoResponse(t *testing.T) {
 	cid := h.init()
 	h.send(cid, ctaphid.CmdCancel, nil) // nothing in flight
 	h.send(0x12345678, ctaphid.CmdCancel, nil)
-	h.expectSilence(80 * time.Millisecond)
+	h.sync(cid)
 }
 
 func TestResyncAbortsRequest(t *testing.T) {
@@ -330,12 +335,14 @@ func TestBadReportSizesAreDropped(t *testing.T) {
 	d := ctaphid.NewDevice(&fakeHandler{}, testInfo)
 	h := newHost(t, d)
 	cid := h.init()
-	p := d.Open(func([]byte) { t.Error("device answered a malformed report") })
+	out := make(chan []byte, 4)
+	p := d.Open(func(r []byte) { out <- bytes.Clone(r) })
 	defer p.Close()
 	p.Input(append([]byte{0}, rawReport(cid, ctaphid.CmdPing)...)) // 65 bytes, report ID included
 	p.Input(rawReport(cid, ctaphid.CmdPing)[:40])
 	p.Input(nil)
-	h.expectSilence(50 * time.Millisecond)
+	p.Input(rawReport(cid, ctaphid.CmdPing, 0, 1, 7))
+	require.Equal(t, rawReport(cid, ctaphid.CmdPing, 0, 1, 7), <-out, "the first answer is the valid PING's")
 }
 
 func TestUnpluggedDeviceIgnoresInput(t *testing.T) {
@@ -344,8 +351,7 @@ func TestUnpluggedDeviceIgnoresInput(t *testing.T) {
 	cid := h.init()
 	d.SetPowered(false)
 	require.False(t, d.Powered())
-	h.send(cid, ctaphid.CmdPing, []byte("hello"))
-	h.expectSilence(100 * time.Millisecond)
+	h.send(cid, ctaphid.CmdPing, []byte("hello")) // ignored: the next message is the error below
 	d.SetPowered(true)
 	require.True(t, d.Powered())
 	h.send(cid, ctaphid.CmdPing, []byte("hello"))

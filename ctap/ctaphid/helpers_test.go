@@ -3,11 +3,11 @@ package ctaphid_test
 import (
 	"context"
 	"encoding/binary"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/transport/inproc"
@@ -17,6 +17,15 @@ import (
 const allCaps = ctaphid.CapWink | ctaphid.CapCBOR
 
 var testInfo = ctaphid.DeviceInfo{Major: 5, Minor: 4, Build: 3, Capabilities: allCaps}
+
+// epoch is where the tests' virtual clocks start.
+var epoch = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// virtualDevice is a device on a virtual clock: its timers fire only when the test moves the clock.
+func virtualDevice(h ctaphid.Handler, opts ...ctaphid.Option) (*ctaphid.Device, *clock.Virtual) {
+	v := clock.NewVirtual(epoch)
+	return ctaphid.NewDevice(h, testInfo, append([]ctaphid.Option{ctaphid.WithClock(v)}, opts...)...), v
+}
 
 // fakeHandler echoes requests; cbor, when set, replaces the CBOR behaviour.
 type fakeHandler struct {
@@ -57,26 +66,33 @@ func (h *fakeHandler) Wink() {
 	h.winks.Add(1)
 }
 
-// waitCancel is a CBOR behaviour that blocks until cancelled, as a key waiting for a touch.
+// waitCancel is a CBOR behaviour that blocks until cancelled, as a key waiting for a touch that
+// never comes.
 func waitCancel(started chan<- struct{}) func(context.Context, []byte, func(byte)) []byte {
 	return func(ctx context.Context, _ []byte, setStatus func(byte)) []byte {
 		setStatus(ctaphid.StatusUPNeeded)
 		if started != nil {
 			started <- struct{}{}
 		}
-		select {
-		case <-ctx.Done():
+		<-ctx.Done()
+		return []byte{byte(ctap.ErrKeepaliveCancel)}
+	}
+}
+
+// sleeping is a CBOR behaviour that works for d on the device's clock c, as a slow secure element.
+func sleeping(c clock.Clock, d time.Duration) func(context.Context, []byte, func(byte)) []byte {
+	return func(ctx context.Context, _ []byte, _ func(byte)) []byte {
+		if c.Sleep(ctx, d) != nil {
 			return []byte{byte(ctap.ErrKeepaliveCancel)}
-		case <-time.After(5 * time.Second):
-			return []byte{byte(ctap.ErrUserActionTimeout)}
 		}
+		return []byte{0}
 	}
 }
 
 // host drives a device with raw reports.
 type host struct {
 	t    *testing.T
-	conn ctaphid.ReportConn
+	conn *inproc.Conn
 }
 
 func newHost(t *testing.T, d *ctaphid.Device) *host {
@@ -102,20 +118,60 @@ func (h *host) send(cid uint32, cmd byte, payload []byte) {
 // recv returns the next message the device sends to this host, whatever its channel.
 func (h *host) recv(timeout time.Duration) (ctaphid.Message, bool) {
 	h.t.Helper()
+	ev, ok := h.recvAt(timeout)
+	return ev.msg, ok
+}
+
+// recvAt is recv with the time, on the device's clock, at which the device sent the message.
+func (h *host) recvAt(timeout time.Duration) (event, bool) {
+	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var rx ctaphid.Reassembler
 	for {
-		r, err := h.conn.ReadReport(ctx)
+		r, at, err := h.conn.ReadReportAt(ctx)
 		if err != nil {
-			return ctaphid.Message{}, false
+			return event{}, false
 		}
 		msg, ok, err := rx.Add(r)
 		require.NoError(h.t, err)
 		if ok {
-			return msg, true
+			return event{at: at, msg: msg}, true
 		}
 	}
+}
+
+// untilResponse returns every message on cid up to and including the first one that is not a
+// KEEPALIVE, each with the time the device sent it.
+func (h *host) untilResponse(cid uint32) []event {
+	h.t.Helper()
+	var evs []event
+	for {
+		ev, ok := h.recvAt(2 * time.Second)
+		require.True(h.t, ok, "no response after %d messages", len(evs))
+		require.Equal(h.t, cid, ev.msg.CID)
+		evs = append(evs, ev)
+		if ev.msg.Cmd != ctaphid.CmdKeepalive {
+			return evs
+		}
+	}
+}
+
+// sync checks that the device sent nothing else to this host: its answer to a PING on cid (an
+// echo, or CHANNEL_BUSY while a request runs) must be the next message. Output to a port is in
+// order, so this proves silence without waiting for it.
+func (h *host) sync(cid uint32) {
+	h.t.Helper()
+	h.send(cid, ctaphid.CmdPing, []byte("sync"))
+	msg, ok := h.recv(2 * time.Second)
+	require.True(h.t, ok, "no answer to the sync PING")
+	require.Equal(h.t, cid, msg.CID, "unexpected message %+v", msg)
+	if msg.Cmd == ctaphid.CmdError {
+		require.Equal(h.t, []byte{byte(ctaphid.ErrChannelBusy)}, msg.Payload, "unexpected message %+v", msg)
+		return
+	}
+	require.Equal(h.t, ctaphid.CmdPing, msg.Cmd, "unexpected message %+v", msg)
+	require.Equal(h.t, []byte("sync"), msg.Payload)
 }
 
 func (h *host) expect(cid uint32, cmd byte) []byte {
@@ -131,12 +187,6 @@ func (h *host) expectError(cid uint32, code ctaphid.ErrorCode) {
 	h.t.Helper()
 	p := h.expect(cid, ctaphid.CmdError)
 	require.Equal(h.t, []byte{byte(code)}, p, "want %s", code)
-}
-
-func (h *host) expectSilence(d time.Duration) {
-	h.t.Helper()
-	msg, ok := h.recv(d)
-	require.False(h.t, ok, "unexpected message %+v", msg)
 }
 
 func (h *host) init() uint32 {
@@ -157,30 +207,8 @@ func rawReport(cid uint32, b4 byte, rest ...byte) []byte {
 	return r
 }
 
-// timeline records when each message arrives.
-type timeline struct {
-	mu     sync.Mutex
-	events []event
-}
-
+// event is a message and the time, on the device's clock, at which the device sent it.
 type event struct {
 	at  time.Time
 	msg ctaphid.Message
-}
-
-func (tl *timeline) collect(h *host, until time.Duration) {
-	deadline := time.Now().Add(until)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return
-		}
-		msg, ok := h.recv(left)
-		if !ok {
-			return
-		}
-		tl.mu.Lock()
-		tl.events = append(tl.events, event{time.Now(), msg})
-		tl.mu.Unlock()
-	}
 }

@@ -3,6 +3,7 @@ package ctaphid
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // maxQueuedMessages bounds a port's output when its host stops reading; further messages are dropped,
@@ -15,6 +16,7 @@ type outMsg struct {
 	cid     uint32
 	cmd     byte
 	payload []byte
+	at      time.Time // when the device produced it, on the device's clock
 }
 
 // Port is one host connection to a Device, like one open hidraw file descriptor. Output to it is
@@ -22,7 +24,7 @@ type outMsg struct {
 // never called concurrently.
 type Port struct {
 	d   *Device
-	out func(report []byte)
+	out func(report []byte, at time.Time)
 
 	qmu     sync.Mutex
 	cond    *sync.Cond
@@ -34,12 +36,26 @@ type Port struct {
 
 	scratch [ReportSize]byte // the writer goroutine's report buffer
 	direct  [ReportSize]byte // sendNow's report buffer (one sendNow at a time: writing)
+	// writeAt is the time of the message being written, for out; it belongs to whoever set
+	// writing. write is writeReport bound once, so that writing a message allocates nothing.
+	writeAt time.Time
+	write   func(report []byte) error
 }
 
 // Open connects a host to the device. out receives every report the device sends to this host; the
 // slice is reused after out returns, so out must copy what it keeps. out must not call Close.
 func (d *Device) Open(out func(report []byte)) *Port {
+	return d.OpenTimed(func(r []byte, _ time.Time) { out(r) })
+}
+
+// OpenTimed is Open for a host that needs to know when the device sent each report: at is the
+// time, on the device's clock (WithClock), at which the device produced the report's message —
+// the same for every packet of a message. On a virtual clock it tells a host model how long the
+// key stayed silent (a keepalive every 100 ms, or one response 1.5 s after the request) without
+// any wall time passing.
+func (d *Device) OpenTimed(out func(report []byte, at time.Time)) *Port {
 	p := &Port{d: d, out: out, exited: make(chan struct{})}
+	p.write = p.writeReport
 	p.cond = sync.NewCond(&p.qmu)
 	go p.writer()
 	return p
@@ -91,7 +107,7 @@ func (p *Port) send(cid uint32, cmd byte, payload []byte) {
 	if p.closed || len(p.queue) >= maxQueuedMessages {
 		return
 	}
-	p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload})
+	p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload, at: p.d.clock.Now()})
 	p.cond.Broadcast()
 }
 
@@ -106,9 +122,10 @@ func (p *Port) sendNow(cid uint32, cmd byte, payload []byte) {
 		p.qmu.Unlock()
 		return
 	}
+	at := p.d.clock.Now()
 	if p.writing || len(p.queue) > 0 {
 		if len(p.queue) < maxQueuedMessages {
-			p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload})
+			p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload, at: at})
 			p.cond.Broadcast()
 		}
 		p.qmu.Unlock()
@@ -116,7 +133,8 @@ func (p *Port) sendNow(cid uint32, cmd byte, payload []byte) {
 	}
 	p.writing = true
 	p.qmu.Unlock()
-	_ = eachPacket(&p.direct, cid, cmd, payload, p.writeReport)
+	p.writeAt = at
+	_ = eachPacket(&p.direct, cid, cmd, payload, p.write)
 	p.qmu.Lock()
 	p.writing = false
 	p.cond.Broadcast() // the writer may have work queued meanwhile; Close may be waiting
@@ -131,7 +149,7 @@ func (p *Port) writeReport(r []byte) error {
 	if closed {
 		return errPortClosed
 	}
-	p.out(r)
+	p.out(r, p.writeAt)
 	return nil
 }
 
@@ -155,7 +173,8 @@ func (p *Port) writer() {
 		p.writing = true
 		p.qmu.Unlock()
 		for _, m := range batch {
-			if eachPacket(&p.scratch, m.cid, m.cmd, m.payload, p.writeReport) != nil {
+			p.writeAt = m.at
+			if eachPacket(&p.scratch, m.cid, m.cmd, m.payload, p.write) != nil {
 				break
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fidolab/fidolab/authenticator/clock"
 )
 
 // txn is a request handed to the Handler (CBOR, MSG or WINK). It owns the busy slot from dispatch until
@@ -22,7 +24,7 @@ type txn struct {
 	mu        sync.Mutex
 	finished  bool
 	aborted   bool
-	ka        *time.Timer
+	ka        clock.Timer
 	kaEvery   time.Duration
 	done      chan struct{}
 	setStatus func(byte)
@@ -33,13 +35,17 @@ type txn struct {
 func (d *Device) startJob(p *Port, msg Message) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: ctx, cancel: cancel,
-		kaEvery: d.cfg.keepalive, done: make(chan struct{})}
+		kaEvery: d.timing.KeepaliveInterval, done: make(chan struct{})}
 	t.status.Store(uint32(StatusProcessing))
 	t.setStatus = func(s byte) { t.status.Store(uint32(s)) }
-	if t.cmd == CmdCBOR && !d.cfg.noKeepalive {
+	if t.cmd == CmdCBOR && !d.timing.NoKeepalive {
 		// Keepalives only while a CBOR request is being processed: Windows rejects a key that sends
 		// them at other times. The period starts now, even if an aborted handler is still finishing.
-		t.ka = time.AfterFunc(t.kaEvery, t.keepalive)
+		// t.mu is held so that a keepalive fired at once (a virtual clock moved by that handler)
+		// finds t.ka set.
+		t.mu.Lock()
+		t.ka = d.clock.AfterFunc(t.kaEvery, t.keepalive)
+		t.mu.Unlock()
 	}
 	prev := d.lastDone
 	d.lastDone = t.done
@@ -63,6 +69,8 @@ type job struct {
 // matters for speed: a fresh goroutine starts with a small stack and the CBOR decoder's deep frames
 // made every request pay for growing (copying) it, about a tenth of a getAssertion's CPU. Back-to-back
 // requests from a host or a test suite come well within this window; an idle key keeps no goroutine.
+// It is wall time whatever the device's clock: it manages goroutines, not the key's behaviour, and
+// a virtual clock that nobody moves would keep every worker forever.
 const workerIdle = 250 * time.Millisecond
 
 // worker runs j and then any job startJob hands it while idle. Handing a job only to a worker

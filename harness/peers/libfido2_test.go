@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/harness/peers/peertest"
 )
 
 // libfido2Ops is every operation the libfido2 client reports, in its order.
@@ -60,7 +61,7 @@ var libfido2Unsupported = map[string]map[string]string{
 
 func TestLibfido2AgainstEveryPersona(t *testing.T) {
 	bin, err := BuildLibfido2(t.TempDir())
-	RequirePeer(t, "libfido2 ("+Libfido2Install+")", err)
+	peertest.Require(t, "libfido2 ("+Libfido2Install+")", err)
 	require.ElementsMatch(t, persona.Names(), keys(libfido2Unsupported), "every built-in persona needs an expectation")
 	for _, name := range persona.Names() {
 		t.Run(name, func(t *testing.T) {

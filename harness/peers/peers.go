@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"testing"
 )
 
 // Result values a peer reports for one operation.
@@ -26,7 +24,7 @@ const (
 
 // ErrMissing is wrapped by errors that mean a peer's toolchain (compiler,
 // library, interpreter, module) is not installed, as opposed to a peer that
-// ran and broke. Pass such errors to RequirePeer.
+// ran and broke. Tests pass such errors to peertest.Require.
 var ErrMissing = errors.New("peer not installed")
 
 // Row is one operation a peer ran against one persona.
@@ -96,19 +94,4 @@ func Failed(rows []Row) []Row {
 		}
 	}
 	return out
-}
-
-// RequirePeer stops the test when a peer (compiler, library, interpreter) is
-// missing: it fails under CI=true, where the peer must be installed, and skips
-// elsewhere. what names the peer and how to install it. A nil err does nothing.
-func RequirePeer(t testing.TB, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("peer %s missing (CI=true, so this fails): %v", what, err)
-		return
-	}
-	t.Skipf("peer %s missing: %v", what, err)
 }

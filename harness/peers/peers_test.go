@@ -83,31 +83,3 @@ func TestWriteCompatibility(t *testing.T) {
 	require.NoError(t, WriteCompatibility(&again, rows))
 	require.Equal(t, doc, again.String(), "the report must be reproducible")
 }
-
-// recordTB captures how RequirePeer ends a test.
-type recordTB struct {
-	testing.TB
-	fatal, skip bool
-}
-
-func (r *recordTB) Helper()               {}
-func (r *recordTB) Fatalf(string, ...any) { r.fatal = true }
-func (r *recordTB) Skipf(string, ...any)  { r.skip = true }
-
-func TestRequirePeer(t *testing.T) {
-	for _, tc := range []struct {
-		ci          string
-		err         error
-		fatal, skip bool
-	}{
-		{"true", ErrMissing, true, false},
-		{"", ErrMissing, false, true},
-		{"true", nil, false, false},
-	} {
-		t.Setenv("CI", tc.ci)
-		r := &recordTB{TB: t}
-		RequirePeer(r, "x", tc.err)
-		require.Equal(t, tc.fatal, r.fatal, "CI=%q", tc.ci)
-		require.Equal(t, tc.skip, r.skip, "CI=%q", tc.ci)
-	}
-}

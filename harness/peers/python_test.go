@@ -13,6 +13,7 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/control"
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/harness/peers/peertest"
 )
 
 // pythonOperations is every row the python-fido2 script prints, in order.
@@ -53,7 +54,7 @@ func without(all []string, drop ...string) []string {
 
 func TestPythonFido2AgainstEveryPersona(t *testing.T) {
 	ctx := context.Background()
-	RequirePeer(t, "python-fido2 (/usr/bin/python3 + python3-fido2)", CheckPythonFido2(ctx))
+	peertest.Require(t, "python-fido2 (/usr/bin/python3 + python3-fido2)", CheckPythonFido2(ctx))
 	require.ElementsMatch(t, persona.Names(), keys(pythonUnsupported),
 		"every built-in persona needs a row in pythonUnsupported")
 	for _, name := range persona.Names() {
@@ -109,7 +110,7 @@ func TestPythonScriptsEmbedded(t *testing.T) {
 
 func TestRunPythonFido2ReportsMissingSocket(t *testing.T) {
 	ctx := context.Background()
-	RequirePeer(t, "python-fido2 (/usr/bin/python3 + python3-fido2)", CheckPythonFido2(ctx))
+	peertest.Require(t, "python-fido2 (/usr/bin/python3 + python3-fido2)", CheckPythonFido2(ctx))
 	rows, err := RunPythonFido2(ctx, filepath.Join(t.TempDir(), "absent.sock"), "http://127.0.0.1:1", "default")
 	require.Error(t, err, "the script exits non-zero when it cannot reach the key")
 	require.Len(t, rows, 1)

@@ -21,9 +21,10 @@
 // RunT skips the test with the reason when this machine cannot run a guest (QEMU, busybox-static,
 // fido2-tools, usbip or apt's kernel package missing) and fails it instead under CI=true, where
 // .ci/deps installs them. Outside tests, Run(ctx, Config) returns (Result, error). Name VM tests
-// TestVM…: `go tool task vmtest` runs `go test -run ^TestVM` over the module. Guests run in parallel
-// (t.Parallel is fine); at most Slots() of them at once across all processes (FIDOLAB_VM_JOBS,
-// default the CPU count), so a loaded `go test ./...` does not push guests into their timeouts.
+// TestVM…: `go tool -modfile=tools/go.mod task vmtest` runs `go test -run ^TestVM` over the
+// module. Guests run in parallel (t.Parallel is fine); at most Slots() of them at once across all
+// processes (FIDOLAB_VM_JOBS, default the CPU count), so a loaded `go test ./...` does not push
+// guests into their timeouts.
 //
 // # The guest
 //
@@ -41,7 +42,13 @@
 //	hidraw_of VID PID            print /dev/hidrawN of the HID device with these hex ids
 //	wait_hidraw VID PID [S]      wait for it and print it
 //	modprobe_all MOD...          modprobe each, die on the first failure
+//	fido2_roundtrip DEV PIN      libfido2's tools: getInfo, set PIN, make + verify a credential,
+//	                             get + verify an assertion with UV
+//	host_call NAME [S]           run Config.HostCalls[NAME] on the host, wait for it (status 0/1/127)
 //
+// host_call goes over the serial line both ways (the request on the console, the reply on QEMU's
+// stdin), so a script can have the host act at a precise point — unplug a key through a host-side
+// control API, restart a host-side server — and go on only when it has.
 // The status goes back twice: on the console as "fidolab-vm: exit TOKEN N" (TOKEN is random per
 // run, so a script cannot forge it) and through QEMU's isa-debug-exit device.
 //

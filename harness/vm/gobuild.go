@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,13 +62,16 @@ func goBuild(ctx context.Context, pkg, verb string) (string, error) {
 	return out, nil
 }
 
-// goCommand is the go command of the toolchain running this process (go test puts its GOROOT/bin
-// first in PATH; the fallback covers a binary built by go build).
+// goCommand is the go command on PATH (go test puts the toolchain's own GOROOT/bin first), else
+// the one in GOROOT when the environment names it.
 func goCommand() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	if root := os.Getenv("GOROOT"); root != "" {
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go"
 }
 
 // TestBinary returns a File that puts the static test binary of pkg (see GoTestBinary) at

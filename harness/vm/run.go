@@ -50,6 +50,11 @@ type Config struct {
 	Console io.Writer
 	// Verbose keeps the kernel's boot messages on the console (no "quiet").
 	Verbose bool
+	// HostCalls are what the guest script may ask the host to do while it runs: `host_call NAME`
+	// in the script runs HostCalls[NAME] on the host and returns when it has, with status 0 if it
+	// returned nil (1 otherwise, and 127 for an unknown NAME). For example, unplugging the key
+	// through a host-side control API at a precise point of the script.
+	HostCalls map[string]func(ctx context.Context) error
 	// Interactive connects the console to this process's terminal (stdin too): for a shell in
 	// the guest, by hand. Console then gets nothing and Log stays empty.
 	Interactive bool
@@ -145,6 +150,15 @@ func (img *Image) Run(ctx context.Context, cfg Config) (Result, error) {
 	cmd.Stderr = &qerr
 	if cfg.Interactive {
 		cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
+	} else {
+		// The serial line's other direction: replies to host_call.
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return res, err
+		}
+		hc := &hostCalls{ctx: rctx, token: token, calls: cfg.HostCalls, reply: stdin}
+		console.onLine = hc.line
+		defer hc.wait()
 	}
 	start := time.Now()
 	console.start = start
@@ -291,14 +305,17 @@ func tail(s string, n int) string {
 	return strconv.Quote(s)
 }
 
-// consoleBuffer collects the serial console, copies it to live, and notes when init first spoke.
+// consoleBuffer collects the serial console, copies it to live, notes when init first spoke, and
+// hands every complete line to onLine.
 type consoleBuffer struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	live   io.Writer
-	marker []byte
-	start  time.Time
-	boot   time.Duration
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	live    io.Writer
+	marker  []byte
+	start   time.Time
+	boot    time.Duration
+	onLine  func(line string)
+	scanned int // bytes of buf already handed to onLine
 }
 
 func (c *consoleBuffer) Write(p []byte) (int, error) {
@@ -314,8 +331,55 @@ func (c *consoleBuffer) Write(p []byte) (int, error) {
 	if c.live != nil {
 		_, _ = c.live.Write(p)
 	}
+	if c.onLine != nil {
+		for {
+			rest := c.buf.Bytes()[c.scanned:]
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				break
+			}
+			c.scanned += i + 1
+			c.onLine(strings.TrimRight(string(rest[:i]), "\r"))
+		}
+	}
 	return n, nil
 }
+
+// hostCalls answers the guest's host_call requests: a console line
+// "fidolab-vm: host-call TOKEN NAME" runs the handler, and "fidolab-vm: host-reply NAME STATUS"
+// goes back on the serial line.
+type hostCalls struct {
+	ctx   context.Context
+	token string
+	calls map[string]func(ctx context.Context) error
+	mu    sync.Mutex // one reply written at a time
+	reply io.WriteCloser
+	wg    sync.WaitGroup
+}
+
+func (h *hostCalls) line(l string) {
+	rest, ok := strings.CutPrefix(l, "fidolab-vm: host-call "+h.token+" ")
+	if !ok {
+		return
+	}
+	name := strings.TrimSpace(rest)
+	h.wg.Add(1)
+	go func() { // not on the console's writer: the handler may take its time
+		defer h.wg.Done()
+		status := 127
+		if fn, ok := h.calls[name]; ok {
+			status = 0
+			if err := fn(h.ctx); err != nil {
+				status = 1
+			}
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		_, _ = fmt.Fprintf(h.reply, "fidolab-vm: host-reply %s %d\n", name, status)
+	}()
+}
+
+func (h *hostCalls) wait() { h.wg.Wait() }
 
 func (c *consoleBuffer) String() string {
 	c.mu.Lock()

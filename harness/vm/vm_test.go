@@ -2,10 +2,12 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,7 +115,7 @@ func TestVMTimeout(t *testing.T) {
 	start := time.Now()
 	res, err := img.Run(context.Background(), Config{Script: "sleep 600", Timeout: 2 * time.Second})
 	require.ErrorContains(t, err, "timed out")
-	require.Less(t, time.Since(start), time.Minute)
+	require.Less(t, time.Since(start)-res.Wait, time.Minute, "the timeout ends the guest (waiting for a slot aside)")
 	require.Zero(t, res.ExitCode)
 }
 
@@ -124,4 +126,73 @@ func TestVMCancel(t *testing.T) {
 	time.AfterFunc(time.Second, cancel)
 	_, err := img.Run(ctx, Config{Script: "sleep 600"})
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// lineWatcher calls fn for each console line (the test's view of the console as it is printed).
+type lineWatcher struct {
+	mu  sync.Mutex
+	buf strings.Builder
+	fn  func(line string)
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		s := w.buf.String()
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			break
+		}
+		w.fn(s[:i])
+		w.buf.Reset()
+		w.buf.WriteString(s[i+1:])
+	}
+	return len(p), nil
+}
+
+// host_call runs a host function at that point of the script and waits for it: the guest's next
+// line is printed only after the handler returned; errors and unknown calls are statuses.
+func TestVMHostCall(t *testing.T) {
+	t.Parallel()
+	var (
+		mu             sync.Mutex
+		calls          int
+		orderedCorrect = true
+	)
+	script := `
+host_call mark || die "mark failed"
+echo after-mark
+host_call fail && die "a failing host call succeeded"
+host_call nosuch; [ $? = 127 ] || die "unknown host call"
+host_call mark || die "second mark"
+echo host calls ok`
+	res := RunT(t, context.Background(), Config{
+		Script: script,
+		HostCalls: map[string]func(context.Context) error{
+			"mark": func(context.Context) error {
+				time.Sleep(300 * time.Millisecond) // a slow host action: the guest must wait for it
+				mu.Lock()
+				calls++
+				mu.Unlock()
+				return nil
+			},
+			"fail": func(context.Context) error { return errors.New("no") },
+		},
+		Console: &lineWatcher{fn: func(line string) {
+			if line == "after-mark" {
+				mu.Lock()
+				orderedCorrect = calls == 1
+				mu.Unlock()
+			}
+		}},
+	})
+	require.Equal(t, 0, res.ExitCode)
+	require.Contains(t, res.Log, "host calls ok")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, calls)
+	require.True(t, orderedCorrect, "the guest went on before the host call ended")
+	require.NotContains(t, res.Log, "host-reply", "replies are not echoed into the console")
 }

@@ -101,6 +101,14 @@ func TestParseErrors(t *testing.T) {
 		{"when not last", "      - outcome: {signed-in: alice}\n", "      - outcome: {signed-in: alice}\n      - outcome: done\n", `m.yaml:22: steps[1].expect[1]: only the last entry may omit when`},
 		{"yaml syntax", "title: a case", "title: [a case", `m.yaml:1: did not find expected`},
 		{"empty steps", "steps:\n", "steps: []\nx:\n", `m.yaml:13: steps: want a non-empty list`},
+		{"field given twice", "title: a case", "title: a case\ntitle: again", `m.yaml:3: title: field given twice`},
+		{"empty mapping", "host:\n  join: entra\n  enable: intune-oma\n", "host:\n", `m.yaml:7: host: want a mapping (key: value lines), got nothing`},
+		{"empty text", "title: a case", "title:", `m.yaml:2: title: want a text value, got nothing`},
+		{"list item not text", `windows: ">=10-1903"`, "tags: [a, [b]]\nwindows: \">=10-1903\"", `m.yaml:6: tags[1]: want a text value, got a list`},
+		{"mapping where text belongs", "title: a case", "title: {a: case}", `m.yaml:2: title: want a text value, got a mapping`},
+		{"step not a mapping", "steps:\n", "steps:\n  - 3\n", `m.yaml:14: steps[0]: want a mapping (key: value lines), got text "3"`},
+		{"empty outcome", "expect: {signed-in: alice}\n  - action", "expect:\n  - action", "m.yaml:16: steps[0].expect: want `done` or a mapping like {signed-in: bob}"},
+		{"alias", "  enable: intune-oma", "  enable: &e intune-oma\n  sharedPC: *e", `m.yaml:10: aliases (*e) are not supported`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -111,6 +119,40 @@ func TestParseErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestParseReportsEveryProblem: a file with several mistakes gets them all in one error, in the
+// scenario's own fields, its host and its steps.
+func TestParseReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	src := strings.NewReplacer(
+		"supported: true", "supported: perhaps\ncolour: blue",
+		"join: entra", "join: azuread",
+		"action: webauthn-sign-in", "action: browser-sign-in",
+	).Replace(minimal)
+	_, err := Parse([]byte(src), "m.yaml", nil)
+	require.Error(t, err)
+	for _, want := range []string{
+		`m.yaml:5: supported: want true or false, got text "perhaps"`,
+		`m.yaml:6: colour: unknown field "colour" (known: id, title, section, doc, supported, tags, windows, host, key, steps)`,
+		`m.yaml:9: host.join: unknown join type "azuread"`,
+		`m.yaml:18: steps[1].action: unknown action "browser-sign-in"`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.Len(t, strings.Split(err.Error(), "\n"), 4, err.Error())
+}
+
+// A list of scenarios names a scenario by its id in errors, by its index until the id is known.
+func TestParseListErrorsNameTheScenario(t *testing.T) {
+	t.Parallel()
+	item := func(s string) string {
+		return "- " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+	}
+	src := item(strings.Replace(minimal, "join: entra", "join: azuread", 1)) + item(strings.Replace(minimal, "id: mine", "id: Bad Id", 1))
+	_, err := Parse([]byte(src), "l.yaml", nil)
+	require.ErrorContains(t, err, `l.yaml:8: mine.host.join: unknown join type "azuread"`)
+	require.ErrorContains(t, err, `l.yaml:23: [1].id: "Bad Id": use lower-case letters`)
 }
 
 func TestLoadDirErrorNamesFile(t *testing.T) {

@@ -22,17 +22,7 @@ type PersonaResolver func(ref string) (*persona.Persona, error)
 // BuiltinPersonas resolves built-in persona names only.
 func BuiltinPersonas(ref string) (*persona.Persona, error) { return persona.Builtin(ref) }
 
-var (
-	scenarioFields = []string{"id", "title", "section", "doc", "supported", "tags", "windows", "host", "key", "steps"}
-	hostFields     = []string{"join", "enable", "sharedPC", "provisionedBeforePolicy", "online", "tenant"}
-	tenantFields   = []string{"enforceAttestation", "aaguidAllow", "aaguidBlock"}
-	keyFields      = []string{"persona", "pin", "accounts"}
-	stepFields     = []string{"action", "account", "pin", "newPin", "pick", "args", "expect", "reason"}
-	entryFields    = []string{"when", "outcome", "reason"}
-	whenFields     = []string{"windows"}
-	validID        = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	yamlLinePrefix = regexp.MustCompile(`^line \d+: `)
-)
+var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // maxFileSize bounds one catalog file; hand-written scenarios are a few kilobytes.
 const maxFileSize = 1 << 20
@@ -58,13 +48,16 @@ func Parse(data []byte, file string, resolve PersonaResolver) ([]*Scenario, erro
 			break
 		}
 		if err != nil {
-			p.errs = append(p.errs, &Error{File: file, Line: syntaxLine(err), Msg: yamlLinePrefix.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")})
+			p.errs = append(p.errs, syntaxError(file, err))
 			return nil, p.err()
 		}
 		if len(doc.Content) == 0 {
 			continue
 		}
 		root := doc.Content[0]
+		if p.aliases(root) {
+			continue
+		}
 		switch root.Kind {
 		case yaml.MappingNode:
 			if s := p.scenario(root, "", resolve); s != nil {
@@ -91,64 +84,45 @@ func Parse(data []byte, file string, resolve PersonaResolver) ([]*Scenario, erro
 
 func (p *parser) scenario(n *yaml.Node, path string, resolve PersonaResolver) *Scenario {
 	before := len(p.errs)
-	fs, ok := p.fields(n, path, scenarioFields...)
-	if !ok {
+	var d scenarioDoc
+	if err := n.Decode(&d); err != nil || !d.given() {
+		p.fail(n, path, "want a scenario (a mapping), got %s", kindName(n))
 		return nil
 	}
-	s := &Scenario{File: p.file, Line: n.Line, Host: HostSetup{Online: true}, Key: KeySetup{PersonaRef: "default"}}
-	if v := p.required(fs, path, "id"); v != nil {
-		if id, ok := p.str(v, join(path, "id")); ok {
-			if !validID.MatchString(id) {
-				p.fail(v, join(path, "id"), "%q: use lower-case letters, digits, '-', '_' and '.'", id)
-			}
-			s.ID = id
-		}
+	if path != "" && ok(&d.ID) && validID.MatchString(d.ID.V) {
+		path = d.ID.V // errors inside a list say which scenario rather than its index
 	}
-	if path != "" && s.ID != "" {
-		path = s.ID // errors inside a list say which scenario rather than its index
+	if !p.report(&d, path) {
+		return nil
 	}
-	if v := p.required(fs, path, "title"); v != nil {
-		s.Title, _ = p.str(v, join(path, "title"))
+	s := &Scenario{
+		ID: d.ID.V, Title: d.Title.V, Section: d.Section.V, Doc: strings.TrimSpace(d.Doc.V), Supported: d.Supported.V,
+		Tags: d.Tags.V, File: p.file, Line: n.Line, Host: HostSetup{Online: true}, Key: KeySetup{PersonaRef: "default"},
 	}
-	if v := p.required(fs, path, "doc"); v != nil {
-		if s.Doc, ok = p.str(v, join(path, "doc")); ok && strings.TrimSpace(s.Doc) == "" {
-			p.fail(v, join(path, "doc"), "empty: quote the document's words this scenario checks")
-		}
-		s.Doc = strings.TrimSpace(s.Doc)
+	if ok(&d.ID) && !validID.MatchString(s.ID) {
+		p.fail(d.ID.node, join(path, "id"), "%q: use lower-case letters, digits, '-', '_' and '.'", s.ID)
 	}
-	if v := fs.get("section"); v != nil {
-		s.Section, _ = p.str(v, join(path, "section"))
+	if ok(&d.Doc) && s.Doc == "" {
+		p.fail(d.Doc.node, join(path, "doc"), "empty: quote the document's words this scenario checks")
 	}
-	if v := p.required(fs, path, "supported"); v != nil {
-		s.Supported, _ = p.boolean(v, join(path, "supported"))
+	s.Windows, s.WindowsExpr = p.versions(&d.Windows, join(path, "windows"))
+	if d.Host.given() && p.report(&d.Host, join(path, "host")) {
+		p.hostSetup(&d.Host, join(path, "host"), &s.Host)
 	}
-	if v := fs.get("tags"); v != nil {
-		s.Tags, _ = p.strList(v, join(path, "tags"))
+	if d.Key.given() && p.report(&d.Key, join(path, "key")) {
+		p.keySetup(&d.Key, join(path, "key"), &s.Key)
 	}
-	s.WindowsExpr = "all"
-	if v := fs.get("windows"); v != nil {
-		s.Windows, s.WindowsExpr = p.versions(v, join(path, "windows"))
-	} else {
-		s.Windows, _ = ParseVersions("all")
-	}
-	if v := p.required(fs, path, "host"); v != nil {
-		p.hostSetup(v, join(path, "host"), &s.Host)
-	}
-	if v := fs.get("key"); v != nil {
-		p.keySetup(v, join(path, "key"), &s.Key)
-	}
-	ref := s.Key.PersonaRef
-	if per, err := resolve(ref); err != nil {
-		at := fs.node
-		if k := fs.get("key"); k != nil {
-			at = k
+	if per, err := resolve(s.Key.PersonaRef); err != nil {
+		at := n
+		if d.Key.given() {
+			at = d.Key.node
 		}
 		p.fail(at, join(path, "key.persona"), "%v", err)
 	} else {
 		s.Key.Persona = per
 	}
-	if v := p.required(fs, path, "steps"); v != nil {
-		p.steps(v, join(path, "steps"), s)
+	if ok(&d.Steps) {
+		p.steps(&d.Steps, join(path, "steps"), s)
 	}
 	if len(p.errs) > before {
 		return nil
@@ -156,116 +130,79 @@ func (p *parser) scenario(n *yaml.Node, path string, resolve PersonaResolver) *S
 	return s
 }
 
-func (p *parser) versions(n *yaml.Node, field string) (VersionSet, string) {
-	exprs, ok := p.strList(n, field)
-	if !ok {
+// versions reads a windows field: every version when the file leaves it out.
+func (p *parser) versions(t *texts, field string) (VersionSet, string) {
+	if !t.given() {
+		vs, _ := ParseVersions("all")
+		return vs, "all"
+	}
+	if !ok(t) {
 		return nil, ""
 	}
-	expr := strings.Join(exprs, ", ")
+	expr := strings.Join(t.V, ", ")
 	vs, err := ParseVersions(expr)
 	if err != nil {
-		p.fail(n, field, "%v", err)
+		p.fail(t.node, field, "%v", err)
 	}
 	return vs, expr
 }
 
-func (p *parser) hostSetup(n *yaml.Node, path string, h *HostSetup) {
-	fs, ok := p.fields(n, path, hostFields...)
-	if !ok {
+func (p *parser) hostSetup(d *hostDoc, path string, h *HostSetup) {
+	h.Join, h.Enable = host.Join(d.Join.V), host.Enablement(d.Enable.V)
+	if ok(&d.Join) && !slices.Contains(joins, h.Join) {
+		p.fail(d.Join.node, join(path, "join"), "unknown join type %q (known: %s)", d.Join.V, strings.Join(joinNames(), ", "))
+	}
+	if ok(&d.Enable) && !slices.Contains(enablements, h.Enable) {
+		p.fail(d.Enable.node, join(path, "enable"), "unknown enabling method %q (known: %s)", d.Enable.V, strings.Join(enableNames(), ", "))
+	}
+	h.SharedPC, h.ProvisionedBeforePolicy = d.SharedPC.V, d.ProvisionedBeforePolicy.V
+	if d.Online.given() {
+		h.Online = d.Online.V
+	}
+	if !d.Tenant.given() || !p.report(&d.Tenant, join(path, "tenant")) {
 		return
 	}
-	if v := p.required(fs, path, "join"); v != nil {
-		if j, ok := p.str(v, join(path, "join")); ok {
-			if !slices.Contains(joins, host.Join(j)) {
-				p.fail(v, join(path, "join"), "unknown join type %q (known: %s)", j, strings.Join(joinNames(), ", "))
-			}
-			h.Join = host.Join(j)
-		}
-	}
-	if v := p.required(fs, path, "enable"); v != nil {
-		if e, ok := p.str(v, join(path, "enable")); ok {
-			if !slices.Contains(enablements, host.Enablement(e)) {
-				p.fail(v, join(path, "enable"), "unknown enabling method %q (known: %s)", e, strings.Join(enableNames(), ", "))
-			}
-			h.Enable = host.Enablement(e)
-		}
-	}
-	if v := fs.get("sharedPC"); v != nil {
-		h.SharedPC, _ = p.boolean(v, join(path, "sharedPC"))
-	}
-	if v := fs.get("provisionedBeforePolicy"); v != nil {
-		h.ProvisionedBeforePolicy, _ = p.boolean(v, join(path, "provisionedBeforePolicy"))
-	}
-	if v := fs.get("online"); v != nil {
-		h.Online, _ = p.boolean(v, join(path, "online"))
-	}
-	if v := fs.get("tenant"); v != nil {
-		tp := join(path, "tenant")
-		ts, ok := p.fields(v, tp, tenantFields...)
-		if !ok {
-			return
-		}
-		if b := ts.get("enforceAttestation"); b != nil {
-			h.Tenant.EnforceAttestation, _ = p.boolean(b, join(tp, "enforceAttestation"))
-		}
-		h.Tenant.AAGUIDAllow = p.aaguids(ts.get("aaguidAllow"), join(tp, "aaguidAllow"))
-		h.Tenant.AAGUIDBlock = p.aaguids(ts.get("aaguidBlock"), join(tp, "aaguidBlock"))
-	}
+	tp := join(path, "tenant")
+	h.Tenant.EnforceAttestation = d.Tenant.EnforceAttestation.V
+	h.Tenant.AAGUIDAllow = p.aaguids(&d.Tenant.AAGUIDAllow, join(tp, "aaguidAllow"))
+	h.Tenant.AAGUIDBlock = p.aaguids(&d.Tenant.AAGUIDBlock, join(tp, "aaguidBlock"))
 }
 
-func (p *parser) aaguids(n *yaml.Node, field string) []string {
-	if n == nil {
+func (p *parser) aaguids(t *texts, field string) []string {
+	if !ok(t) {
 		return nil
 	}
-	list, ok := p.strList(n, field)
-	if !ok {
-		return nil
-	}
-	for i, a := range list {
+	for i, a := range t.V {
 		if err := aaguidArg(a); err != nil {
-			at := n // a single scalar stands for a one-item list
-			if i < len(n.Content) {
-				at = n.Content[i]
-			}
-			p.fail(at, fmt.Sprintf("%s[%d]", field, i), "%v (or \"key\" for the key under test)", err)
+			p.fail(t.line(i), fmt.Sprintf("%s[%d]", field, i), "%v (or \"key\" for the key under test)", err)
 		}
 	}
-	return list
+	return t.V
 }
 
-func (p *parser) keySetup(n *yaml.Node, path string, k *KeySetup) {
-	fs, ok := p.fields(n, path, keyFields...)
-	if !ok {
+func (p *parser) keySetup(d *keyDoc, path string, k *KeySetup) {
+	if d.Persona.given() {
+		k.PersonaRef = d.Persona.V
+	}
+	k.PIN, k.Accounts = d.PIN.V, d.Accounts.V
+	if !ok(&d.Accounts) {
 		return
 	}
-	if v := fs.get("persona"); v != nil {
-		k.PersonaRef, _ = p.str(v, join(path, "persona"))
-	}
-	if v := fs.get("pin"); v != nil {
-		k.PIN, _ = p.str(v, join(path, "pin"))
-	}
-	if v := fs.get("accounts"); v != nil {
-		k.Accounts, _ = p.strList(v, join(path, "accounts"))
-		for i, a := range k.Accounts {
-			if strings.TrimSpace(a) == "" || slices.Index(k.Accounts, a) != i {
-				p.fail(v, join(path, "accounts"), "account %q empty or listed twice", a)
-			}
+	for i, a := range k.Accounts {
+		if strings.TrimSpace(a) == "" || slices.Index(k.Accounts, a) != i {
+			p.fail(d.Accounts.node, join(path, "accounts"), "account %q empty or listed twice", a)
 		}
-		if len(k.Accounts) > 0 && k.PIN == "" {
-			p.fail(v, join(path, "pin"), "accounts are registered with user verification: give the key a pin")
-		}
+	}
+	if len(k.Accounts) > 0 && k.PIN == "" {
+		p.fail(d.Accounts.node, join(path, "pin"), "accounts are registered with user verification: give the key a pin")
 	}
 }
 
-func (p *parser) steps(n *yaml.Node, path string, s *Scenario) {
-	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		p.fail(n, path, "want a non-empty list of steps, got %s", kindName(n))
-		return
-	}
+func (p *parser) steps(l *list[stepDoc], path string, s *Scenario) {
 	accounts := slices.Clone(s.Key.Accounts)
-	for i, sn := range n.Content {
-		sp := fmt.Sprintf("%s[%d]", path, i)
-		st, ok := p.step(sn, sp, &accounts)
+	for i := range l.Items {
+		sn, sp := l.node.Content[i], fmt.Sprintf("%s[%d]", path, i)
+		st, ok := p.step(&l.Items[i], sn, sp, &accounts)
 		if !ok {
 			continue
 		}
@@ -284,25 +221,21 @@ func (p *parser) steps(n *yaml.Node, path string, s *Scenario) {
 	}
 }
 
-func (p *parser) step(n *yaml.Node, path string, accounts *[]string) (Step, bool) {
+func (p *parser) step(d *stepDoc, n *yaml.Node, path string, accounts *[]string) (Step, bool) {
 	st := Step{Line: n.Line}
 	before := len(p.errs)
-	fs, ok := p.fields(n, path, stepFields...)
-	if !ok {
+	if !d.given() {
+		p.fail(n, path, "want a mapping (key: value lines), got %s", kindName(n))
+		return st, false
+	}
+	if !p.report(d, path) {
 		return st, false
 	}
 	a := &st.Action
-	if v := p.required(fs, path, "action"); v != nil {
-		a.Name, _ = p.str(v, join(path, "action"))
-	}
+	a.Name, a.Account, a.PIN, a.NewPIN, a.Pick = d.Action.V, d.Account.V, d.PIN.V, d.NewPIN.V, d.Pick.V
 	spec, known := actions[a.Name]
-	if a.Name != "" && !known {
-		p.fail(fs.get("action"), join(path, "action"), "unknown action %q (known: %s)", a.Name, strings.Join(Actions(), ", "))
-	}
-	for key, dst := range map[string]*string{"account": &a.Account, "pin": &a.PIN, "newPin": &a.NewPIN, "pick": &a.Pick} {
-		if v := fs.get(key); v != nil {
-			*dst, _ = p.str(v, join(path, key))
-		}
+	if ok(&d.Action) && !known {
+		p.fail(d.Action.node, join(path, "action"), "unknown action %q (known: %s)", a.Name, strings.Join(Actions(), ", "))
 	}
 	if spec.needAccount && a.Account == "" {
 		p.fail(n, join(path, "account"), "action %s needs an account", a.Name)
@@ -311,10 +244,10 @@ func (p *parser) step(n *yaml.Node, path string, accounts *[]string) (Step, bool
 		p.fail(n, join(path, "newPin"), "action %s needs a newPin", a.Name)
 	}
 	if a.Pick != "" && !slices.Contains(*accounts, a.Pick) {
-		p.fail(fs.get("pick"), join(path, "pick"), "account %q is neither in key.accounts nor registered by an earlier step", a.Pick)
+		p.fail(d.Pick.node, join(path, "pick"), "account %q is neither in key.accounts nor registered by an earlier step", a.Pick)
 	}
-	if v := fs.get("args"); v != nil {
-		p.args(v, join(path, "args"), spec, a)
+	if d.Args.Kind != 0 {
+		p.args(&d.Args, join(path, "args"), spec, a)
 	}
 	for _, r := range spec.required {
 		if a.Args[r] == "" && known {
@@ -324,16 +257,13 @@ func (p *parser) step(n *yaml.Node, path string, accounts *[]string) (Step, bool
 	if a.Name == host.ActRegister && a.Account != "" && !slices.Contains(*accounts, a.Account) {
 		*accounts = append(*accounts, a.Account)
 	}
-	reason := ""
-	if v := fs.get("reason"); v != nil {
-		reason, _ = p.str(v, join(path, "reason"))
-	}
-	if v := p.required(fs, path, "expect"); v != nil {
-		st.Expect = p.expect(v, join(path, "expect"), reason)
+	if d.Expect.Kind != 0 {
+		st.Expect = p.expect(&d.Expect, join(path, "expect"), d.Reason.V)
 	}
 	return st, len(p.errs) == before
 }
 
+// args reads an action's arguments: a mapping whose keys depend on the action.
 func (p *parser) args(n *yaml.Node, path string, spec actionSpec, a *host.Action) {
 	if n.Kind != yaml.MappingNode {
 		p.fail(n, path, "want a mapping, got %s", kindName(n))
@@ -352,7 +282,7 @@ func (p *parser) args(n *yaml.Node, path string, spec actionSpec, a *host.Action
 			p.fail(k, join(path, k.Value), "action %s takes no argument %q (takes: %s)", a.Name, k.Value, strings.Join(known, ", "))
 			continue
 		}
-		val, ok := p.str(v, join(path, k.Value))
+		val, ok := p.scalar(v, join(path, k.Value))
 		if !ok {
 			continue
 		}
@@ -380,28 +310,29 @@ func (p *parser) expect(n *yaml.Node, path, reason string) []Expectation {
 	var out []Expectation
 	for i, en := range n.Content {
 		ep := fmt.Sprintf("%s[%d]", path, i)
-		fs, ok := p.fields(en, ep, entryFields...)
-		if !ok {
+		var d entryDoc
+		if err := en.Decode(&d); err != nil || !d.given() {
+			p.fail(en, ep, "want a mapping (key: value lines), got %s", kindName(en))
 			continue
 		}
-		r := reason
-		if v := fs.get("reason"); v != nil {
-			r, _ = p.str(v, join(ep, "reason"))
+		if !p.report(&d, ep) {
+			continue
 		}
 		e := Expectation{}
-		if v := fs.get("when"); v != nil {
-			wp := join(ep, "when")
-			if ws, ok := p.fields(v, wp, whenFields...); ok {
-				if wv := p.required(ws, wp, "windows"); wv != nil {
-					e.When, _ = p.versions(wv, join(wp, "windows"))
-				}
+		if d.When.given() {
+			if p.report(&d.When, join(ep, "when")) && d.When.Windows.given() {
+				e.When, _ = p.versions(&d.When.Windows, join(ep, "when.windows"))
 			}
-		} else if i != len(n.Content)-1 {
+		} else if i != len(n.Content)-1 && d.empty["when"] == nil {
 			p.fail(en, ep, "only the last entry may omit when (entries after it could never match)")
 		}
-		if v := p.required(fs, ep, "outcome"); v != nil {
-			e.Outcome, ok = p.outcome(v, join(ep, "outcome"), r)
-			if ok {
+		r := reason
+		if d.Reason.given() {
+			r = d.Reason.V
+		}
+		if d.Outcome.Kind != 0 {
+			if o, ok := p.outcome(&d.Outcome, join(ep, "outcome"), r); ok {
+				e.Outcome = o
 				out = append(out, e)
 			}
 		}
@@ -409,6 +340,7 @@ func (p *parser) expect(n *yaml.Node, path, reason string) []Expectation {
 	return out
 }
 
+// outcome reads `done` or a mapping of one outcome kind (and a reason); its keys are the kinds.
 func (p *parser) outcome(n *yaml.Node, path, reason string) (result.Outcome, bool) {
 	o := result.Outcome{Reason: reason}
 	if n.Kind == yaml.ScalarNode {
@@ -426,7 +358,9 @@ func (p *parser) outcome(n *yaml.Node, path, reason string) (result.Outcome, boo
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Value == "reason" {
-			o.Reason, _ = p.str(v, join(path, "reason"))
+			if r, ok := p.scalar(v, join(path, "reason")); ok {
+				o.Reason = r
+			}
 			continue
 		}
 		what, ok := kinds[k.Value]
@@ -444,8 +378,8 @@ func (p *parser) outcome(n *yaml.Node, path, reason string) (result.Outcome, boo
 		}
 		o.Kind = k.Value
 		val := ""
-		if v.Tag != "!!null" {
-			val, _ = p.str(v, join(path, k.Value))
+		if v.ShortTag() != "!!null" {
+			val, _ = p.scalar(v, join(path, k.Value))
 		}
 		switch what {
 		case "account":
@@ -472,4 +406,27 @@ func (p *parser) outcome(n *yaml.Node, path, reason string) (result.Outcome, boo
 		return o, false
 	}
 	return o, true
+}
+
+// scalar is the text of n, a value inside a mapping whose keys parse.go reads itself.
+func (p *parser) scalar(n *yaml.Node, field string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
+		p.fail(n, field, "want a text value, got %s", kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// aliases reports every alias (*name) under n. Decoding would expand them, and a few lines of
+// aliases of aliases expand to millions of steps; a scenario file has no need for them.
+func (p *parser) aliases(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		p.fail(n, "", "aliases (*%s) are not supported in scenario files", n.Value)
+		return true
+	}
+	found := false
+	for _, c := range n.Content {
+		found = p.aliases(c) || found
+	}
+	return found
 }

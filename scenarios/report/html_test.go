@@ -3,8 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
-	"io"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/html"
+
+	"github.com/fidolab/fidolab/harness/peers/peertest"
 )
 
 func renderHTML(t *testing.T, r *resultRun) string {
@@ -68,9 +70,9 @@ func TestHTMLEscapesHostileText(t *testing.T) {
 	require.Equal(t, 1, strings.Count(page, "<b>"))
 	require.NotContains(t, page, "<b>bold")
 	// Tokenize the page as a browser would see its tags: no injected element or event handler.
-	tags := htmlElements(t, page, func(elem string, a xml.Attr) {
-		require.False(t, strings.HasPrefix(strings.ToLower(a.Name.Local), "on"), "event handler %s on <%s>", a.Name.Local, elem)
-		require.NotContains(t, strings.ToLower(a.Value), "javascript:", "<%s %s>", elem, a.Name.Local)
+	tags := htmlElements(t, page, func(elem string, a html.Attribute) {
+		require.False(t, strings.HasPrefix(a.Key, "on"), "event handler %s on <%s>", a.Key, elem)
+		require.NotContains(t, strings.ToLower(a.Val), "javascript:", "<%s %s>", elem, a.Key)
 	})
 	require.Equal(t, 1, tags["script"])
 	require.Zero(t, tags["img"], "no injected <img>")
@@ -97,10 +99,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found; CI must install it (apt-get install -y chromium)")
-	}
-	t.Skip("chromium not found; install it to look at the HTML report (apt-get install -y chromium)")
+	peertest.Require(t, "chromium (apt-get install -y chromium)", errors.New("no chromium, chromium-browser or google-chrome in PATH"))
 	return ""
 }
 
@@ -128,27 +127,31 @@ func TestHTMLInChromium(t *testing.T) {
 	r := fixtureRun()
 	require.NoError(t, WriteFile(path, r))
 
-	dom := string(runChromium(t, bin, "--dump-dom", "file://"+path))
-	require.Contains(t, dom, `<table class="matrix" id="matrix">`)
-	require.Regexp(t, `<body[^>]*data-ready="1"`, dom, "the inline script ran")
+	dom, err := html.Parse(bytes.NewReader(runChromium(t, bin, "--dump-dom", "file://"+path)))
+	require.NoError(t, err)
+	body := findElement(dom, func(n *html.Node) bool { return n.Data == "body" })
+	require.NotNil(t, body)
+	require.Equal(t, "1", attr(body, "data-ready"), "the inline script ran")
+	table := findElement(dom, func(n *html.Node) bool { return n.Data == "table" && attr(n, "id") == "matrix" })
+	require.NotNil(t, table, "the matrix table")
+	require.Equal(t, "matrix", attr(table, "class"))
 
-	table := dom[strings.Index(dom, `id="matrix"`):]
-	table = table[:strings.Index(table, "</table>")]
-	rows := regexp.MustCompile(`<tr class="row[^"]*" data-scenario="([^"]+)"`).FindAllStringSubmatch(table, -1)
-	var ids []string
-	for _, m := range rows {
-		ids = append(ids, m[1])
+	var ids, versions []string
+	var rows []*html.Node
+	for n := range table.Descendants() {
+		switch {
+		case n.Type != html.ElementNode:
+		case n.Data == "tr" && attr(n, "data-scenario") != "":
+			ids, rows = append(ids, attr(n, "data-scenario")), append(rows, n)
+		case n.Data == "th" && attr(n, "class") == "version":
+			versions = append(versions, attr(n, "data-version"))
+		}
 	}
 	require.Equal(t, []string{"lock-screen-sign-in", "multi-account-lock-screen", "offline-sign-in-after-online",
 		"webauthn-account-picker", "reset-outside-window"}, ids, "one row per scenario")
-	versions := regexp.MustCompile(`<th class="version" scope="col" data-version="([^"]+)"`).FindAllStringSubmatch(table, -1)
-	require.Len(t, versions, len(fixtureVersions), "one column per version")
-	for i, v := range versions {
-		require.Equal(t, fixtureVersions[i], v[1])
-	}
+	require.Equal(t, fixtureVersions, versions, "one column per version")
 
 	// Cells, row by row, in version order.
-	cellClass := regexp.MustCompile(`<td class="cell (\w+)"`)
 	want := map[string][]string{
 		"lock-screen-sign-in":          {"pass", "pass", "pass", "pass"},
 		"multi-account-lock-screen":    {"none", "pass", "fail", "fail"},
@@ -156,17 +159,17 @@ func TestHTMLInChromium(t *testing.T) {
 		"webauthn-account-picker":      {"none", "pass", "pass", "keyinc"},
 		"reset-outside-window":         {"none", "none", "fail", "error"},
 	}
-	trs := strings.Split(table, "<tr ")[1:] // [0] holds the header row, written as a bare <tr>
-	require.Len(t, trs, len(want))
-	for i, tr := range trs {
+	for i, tr := range rows {
 		var got []string
-		for _, m := range cellClass.FindAllStringSubmatch(tr, -1) {
-			got = append(got, m[1])
+		for td := range tr.Descendants() {
+			if class, ok := strings.CutPrefix(attr(td, "class"), "cell "); ok && td.Data == "td" {
+				got = append(got, class)
+			}
 		}
 		require.Equal(t, want[ids[i]], got, ids[i])
 	}
-	require.Contains(t, trs[0], `class="row all-pass"`, "the script marked the all-pass row")
-	require.NotContains(t, trs[1], "all-pass")
+	require.Equal(t, "row all-pass", attr(rows[0], "class"), "the script marked the all-pass row")
+	require.NotContains(t, attr(rows[1], "class"), "all-pass")
 
 	png := filepath.Join(dir, "report.png")
 	runChromium(t, bin, "--screenshot="+png, "--window-size=1280,1600", "--hide-scrollbars", "file://"+path)
@@ -183,24 +186,61 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 }
 
-// htmlElements tokenizes page as a browser sees its tags, counts the start tags by name and
-// hands every attribute to check.
-func htmlElements(t *testing.T, page string, check func(elem string, a xml.Attr)) map[string]int {
-	t.Helper()
-	dec := xml.NewDecoder(strings.NewReader(page))
-	dec.Strict, dec.AutoClose, dec.Entity = false, xml.HTMLAutoClose, xml.HTMLEntity
-	tags := map[string]int{}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return tags
-		}
-		require.NoError(t, err)
-		if se, ok := tok.(xml.StartElement); ok {
-			tags[se.Name.Local]++
-			for _, a := range se.Attr {
-				check(se.Name.Local, a)
-			}
+// findElement returns the first element under n for which match holds, or nil.
+func findElement(n *html.Node, match func(*html.Node) bool) *html.Node {
+	for d := range n.Descendants() {
+		if d.Type == html.ElementNode && match(d) {
+			return d
 		}
 	}
+	return nil
+}
+
+// attr is the value of n's attribute key, "" when absent.
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// htmlElements parses page as a browser does (the HTML5 parsing algorithm of golang.org/x/net/html,
+// so text inside <script> ends at the first </script>, as in a browser), counts the elements by
+// name and hands every attribute to check.
+func htmlElements(t *testing.T, page string, check func(elem string, a html.Attribute)) map[string]int {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(page))
+	require.NoError(t, err)
+	tags := map[string]int{}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode {
+			continue
+		}
+		tags[n.Data]++
+		for _, a := range n.Attr {
+			check(n.Data, a)
+		}
+	}
+	return tags
+}
+
+// The checks above are only as good as htmlElements: it must see an element injected through a
+// script's text or an unquoted attribute as a browser would.
+func TestHTMLElementsParsesAsABrowser(t *testing.T) {
+	t.Parallel()
+	page := `<!DOCTYPE html><title>x</title><script>var s = "</script><img src=x onerror=alert(1)>";</script>` +
+		`<p title=a onclick=go()>text<td>stray cell</td><b>bold`
+	var handlers []string
+	tags := htmlElements(t, page, func(elem string, a html.Attribute) {
+		if strings.HasPrefix(a.Key, "on") {
+			handlers = append(handlers, elem+" "+a.Key)
+		}
+	})
+	require.Equal(t, 1, tags["img"], "the script's text ended at </script>")
+	require.Equal(t, 1, tags["script"])
+	require.Equal(t, 1, tags["b"], "an unclosed element still counts")
+	require.Zero(t, tags["td"], "a cell outside a table is dropped, as a browser does")
+	require.Equal(t, []string{"img onerror", "p onclick"}, handlers)
 }

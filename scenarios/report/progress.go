@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -35,16 +34,6 @@ type Progress struct {
 // NewProgress returns a display of total cases writing to w.
 func NewProgress(w io.Writer, total int) *Progress {
 	return &Progress{w: w, total: total, TTY: IsTerminal(w), running: map[*result.Case]bool{}, now: time.Now}
-}
-
-// IsTerminal reports whether w is a character device (a terminal), where \r and colour make sense.
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // Start notes that c began; on a terminal it becomes the case shown as current.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"github.com/fidolab/fidolab/authenticator/emulator"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
+	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
@@ -85,19 +85,18 @@ func (f *inprocFactory) Close() error {
 	return nil
 }
 
-// inprocKey is an emulated key whose clock the runner controls: a `wait` step advances it
-// instead of sleeping, so the reset window is tested in microseconds.
+// inprocKey is an emulated key on a virtual clock: a `wait` step advances it instead of sleeping,
+// so the reset window is tested in microseconds, and the key's own waits (a slow persona's
+// processing delay, keepalives, the simulated user) cost no wall time either.
 type inprocKey struct {
 	*emulator.Key
-	offset atomic.Int64 // nanoseconds added to the wall clock
-
-	mu    sync.Mutex
-	conns []ctaphid.ReportConn
+	clock *clock.Virtual
+	conns conns
 }
 
 func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
-	k := &inprocKey{}
-	ek, err := emulator.Open(emulator.Options{Persona: p, Signer: sig, Now: k.now})
+	k := &inprocKey{clock: clock.NewVirtual(clock.Real{}.Now())}
+	ek, err := emulator.Open(emulator.Options{Persona: p, Signer: sig, Clock: k.clock})
 	if err != nil {
 		return nil, fmt.Errorf("persona %s: %w", p.Name, err)
 	}
@@ -105,19 +104,44 @@ func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
 	return k, nil
 }
 
-func (k *inprocKey) now() time.Time { return time.Now().Add(time.Duration(k.offset.Load())) }
-
 // Advance moves the key's clock forward (host.Clock).
-func (k *inprocKey) Advance(d time.Duration) { k.offset.Add(int64(d)) }
+func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
 
 func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn := k.Connect()
-	k.mu.Lock()
-	k.conns = append(k.conns, conn)
-	k.mu.Unlock()
+	return k.conns.open(ctx, k.Connect(), rec)
+}
+
+func (k *inprocKey) Replug(context.Context) error {
+	k.conns.closeAll()
+	if err := k.SetPlugged(false); err != nil {
+		return err
+	}
+	return k.SetPlugged(true)
+}
+
+func (k *inprocKey) Describe() string { return "in-process persona " + k.Persona.Name }
+
+func (k *inprocKey) Close() error {
+	k.conns.closeAll()
+	return k.Key.Close()
+}
+
+// conns are the host connections a key has handed out: a replug or the end of the case closes
+// them all, as unplugging a key ends every process's handle on it.
+type conns struct {
+	mu   sync.Mutex
+	live []ctaphid.ReportConn
+}
+
+// open keeps conn and returns a CTAP client on it with a fresh channel; rec, when non-nil, sees
+// every exchange.
+func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange)) (*client.Client, error) {
+	cs.mu.Lock()
+	cs.live = append(cs.live, conn)
+	cs.mu.Unlock()
 	hid := ctaphid.NewClient(conn)
 	if _, err := hid.Init(ctx); err != nil {
 		return nil, fmt.Errorf("CTAPHID_INIT: %w", err)
@@ -129,27 +153,12 @@ func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*cli
 	return client.New(hid, opts...), nil
 }
 
-func (k *inprocKey) Replug(context.Context) error {
-	k.dropConns()
-	if err := k.SetPlugged(false); err != nil {
-		return err
-	}
-	return k.SetPlugged(true)
-}
-
-func (k *inprocKey) dropConns() {
-	k.mu.Lock()
-	conns := k.conns
-	k.conns = nil
-	k.mu.Unlock()
-	for _, c := range conns {
+func (cs *conns) closeAll() {
+	cs.mu.Lock()
+	live := cs.live
+	cs.live = nil
+	cs.mu.Unlock()
+	for _, c := range live {
 		_ = c.Close()
 	}
-}
-
-func (k *inprocKey) Describe() string { return "in-process persona " + k.Persona.Name }
-
-func (k *inprocKey) Close() error {
-	k.dropConns()
-	return k.Key.Close()
 }

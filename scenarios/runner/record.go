@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
 )
 
@@ -16,8 +18,10 @@ import (
 // opened at any time, lands in the step being performed.
 type recKey struct {
 	Key
-	mu   sync.Mutex
-	sink func(client.Exchange)
+	ctx   context.Context // the case's: a wait on an external key ends with it
+	clock clock.Clock     // the runner's
+	mu    sync.Mutex
+	sink  func(client.Exchange)
 }
 
 func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
@@ -59,13 +63,14 @@ func (k *recKey) capture(s *result.Step) func() {
 	}
 }
 
-// Advance moves the key's clock (host.Clock); a key without a clock of its own waits for real.
+// Advance moves the key's clock (host.Clock); a key without a clock of its own waits on the
+// runner's.
 func (k *recKey) Advance(d time.Duration) {
-	if c, ok := k.Key.(interface{ Advance(time.Duration) }); ok {
+	if c, ok := k.Key.(host.Clock); ok {
 		c.Advance(d)
 		return
 	}
-	time.Sleep(d)
+	_ = k.clock.Sleep(k.ctx, d)
 }
 
 // AttestationRoots are the in-process key's attestation root (none for other keys), so a model

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -35,6 +36,10 @@ type Options struct {
 	Progress func(done, total int, c *result.Case)
 	// CaseTimeout bounds one case; 0 means one minute.
 	CaseTimeout time.Duration
+	// Clock times the run, its cases and steps for the reports, and the `wait` steps on a key
+	// without a clock of its own (an external key); nil means the wall clock. In-process keys
+	// have their own virtual clocks.
+	Clock clock.Clock
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
@@ -80,6 +85,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 	if opts.CaseTimeout <= 0 {
 		opts.CaseTimeout = time.Minute
 	}
+	opts.Clock = clock.Or(opts.Clock)
 	par := opts.Parallel
 	if par <= 0 {
 		par = runtime.GOMAXPROCS(0)
@@ -93,7 +99,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		cases, leftOut = keyAgnostic(cases)
 	}
 	run := &result.Run{
-		Started: time.Now(), Target: opts.Target.Name(), Key: opts.Keys.Describe(),
+		Started: opts.Clock.Now(), Target: opts.Target.Name(), Key: opts.Keys.Describe(),
 		Persona: opts.Keys.Override(), Cases: make([]*result.Case, len(cases)), LeftOut: leftOut,
 	}
 	seen := map[string]bool{}
@@ -163,7 +169,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 			run.Cases[i].Verdict, run.Cases[i].Error = result.Error, "not run: "+ctx.Err().Error()
 		}
 	}
-	run.Duration = time.Since(run.Started)
+	run.Duration = opts.Clock.Now().Sub(run.Started)
 	return run, nil
 }
 
@@ -176,9 +182,9 @@ func newCase(c catalog.Case) *result.Case {
 
 // runCase runs one case; it never returns nil.
 func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
-	start := time.Now()
+	start := opts.Clock.Now()
 	rc := newCase(c)
-	defer func() { rc.Duration = time.Since(start) }()
+	defer func() { rc.Duration = opts.Clock.Now().Sub(start) }()
 	ctx, cancel := context.WithTimeout(ctx, opts.CaseTimeout)
 	defer cancel()
 
@@ -194,7 +200,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	}
 	defer inner.Close()
 	defer skipIfKeySays(inner, rc)
-	key := &recKey{Key: inner}
+	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
 	}
@@ -276,11 +282,11 @@ func setUp(ctx context.Context, c catalog.Case, t host.Target, key *recKey, rc *
 // do performs one action and judges it against exp.
 func do(ctx context.Context, h host.Host, key *recKey, a host.Action, exp result.Outcome, detail string) *result.Step {
 	s := &result.Step{Action: a.Name, Detail: describeAction(a, detail), Expected: exp}
-	start := time.Now()
+	start := key.clock.Now()
 	stop := key.capture(s)
 	obs, notes, err := h.Do(ctx, a)
 	stop()
-	s.Duration = time.Since(start)
+	s.Duration = key.clock.Now().Sub(start)
 	s.Observed, s.Notes = obs, notes
 	switch {
 	case err != nil:

@@ -6,11 +6,12 @@ import (
 	"github.com/fidolab/fidolab/scenarios/host"
 )
 
-// Sources cited by the rules.
+// Sources cited by the rules, both in docs/reference: the seed document, cited by section and
+// line, and what is known of Windows, cited by section. TestSourcesResolve checks every citation.
 const (
 	seedDoc   = "seed windows-fido2-sign-in.md"
 	hostRef   = "reference windows-host.md"
-	avdAuthRD = "learn.microsoft.com/azure/virtual-desktop/authentication (" + hostRef + " l.71-72)"
+	avdAuthRD = "learn.microsoft.com/azure/virtual-desktop/authentication (" + hostRef + " § Remote Desktop)"
 )
 
 // Action groups a rule can gate.
@@ -27,7 +28,7 @@ type Rule struct {
 	Actions   []string // actions the rule gates
 	Condition string   // the rule in words, for docs/windows-model.md
 	Code      string   // outcome code (kind is always not-offered)
-	Source    string   // where the rule comes from: seed section and line, or reference file line
+	Source    string   // where the rule comes from: seed section and line, or reference section
 	// Inferred marks a rule (or its place in the order) that no source states outright.
 	Inferred bool
 	// Note explains a decision or an inference.
@@ -119,7 +120,7 @@ var Rules = []Rule{
 	{
 		ID: "enable-none", Actions: windowsLogon,
 		Condition: "no enabling policy (UseSecurityKeyForSignin default 0)", Code: host.CodeNotEnabled,
-		Source: seedDoc + " § Enable security keys for Windows sign-in, l.55-62; " + hostRef + " l.38-40",
+		Source: seedDoc + " § Enable security keys for Windows sign-in, l.55-62; " + hostRef + " § Windows sign-in and unlock",
 		Match:  func(c host.Config, _ host.Action) bool { return c.Enable == host.EnableNone || c.Enable == "" },
 	},
 	{

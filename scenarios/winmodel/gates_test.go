@@ -4,6 +4,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fidolab/fidolab/scenarios/host"
@@ -130,6 +133,55 @@ func TestDocUpToDate(t *testing.T) {
 	got, err := os.ReadFile(path)
 	require.NoError(t, err, "run go test ./scenarios/winmodel -run TestDocUpToDate -update")
 	require.Equal(t, want, string(got), "docs/windows-model.md is stale: run go test ./scenarios/winmodel -run TestDocUpToDate -update")
+}
+
+// TestSourcesResolve follows every citation of docs/windows-model.md into the files it cites (the
+// seed document in the catalog's testdata, the rest in docs/reference): each "§ section" names a
+// heading of the file cited before it, and each seed line number is a line of the seed document. Reference files are cited by section only, so editing them moves nothing.
+func TestSourcesResolve(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{"seed": "windows-fido2-sign-in.md"} // the seed is cited as "seed FILE"
+	headings := map[string]map[string]bool{}
+	lines := map[string]int{}
+	for name, path := range map[string]string{
+		"windows-fido2-sign-in.md":     "../catalog/testdata/windows-fido2-sign-in.md",
+		"windows-host.md":              "../../docs/reference/windows-host.md",
+		"windows-webauthn-eventlog.md": "../../docs/reference/windows-webauthn-eventlog.md",
+	} {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		headings[name] = map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "#") {
+				headings[name][strings.TrimSpace(strings.TrimLeft(l, "#"))] = true
+			}
+		}
+		lines[name] = strings.Count(string(b), "\n")
+	}
+	doc := Markdown()
+	require.NotRegexp(t, `reference\s+[\w.-]+\.md\s+l\.`, doc, "cite reference files by section, not line")
+	cite := regexp.MustCompile(`(?:(seed|reference)\s+([\w.-]+\.md)\s+)?§ (.+?)(?:, l\.\d|[;)|]|\n|$)`)
+	file, n := "", 0
+	for _, m := range cite.FindAllStringSubmatch(doc, -1) {
+		if m[2] != "" {
+			file = m[2]
+		}
+		require.NotEmpty(t, file, "§ %s cites no file", m[3])
+		require.Contains(t, headings, file, "cited file %s is not a reference", file)
+		require.True(t, headings[file][strings.TrimSpace(m[3])], "%s has no section %q", file, m[3])
+		n++
+	}
+	require.Greater(t, n, 30, "the citations were found")
+	for _, m := range regexp.MustCompile(`l\.(\d+)(?:-(\d+))?`).FindAllStringSubmatch(doc, -1) {
+		for _, s := range m[1:] {
+			if s == "" {
+				continue
+			}
+			l, err := strconv.Atoi(s)
+			require.NoError(t, err)
+			require.LessOrEqual(t, l, lines[files["seed"]], "seed line %d does not exist", l)
+		}
+	}
 }
 
 func FuzzGate(f *testing.F) {

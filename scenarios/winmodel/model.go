@@ -1,8 +1,3 @@
-// Package winmodel is the built-in behavioural model of Windows security-key sign-in: a host.Target
-// whose hosts do over CTAP what Windows does (docs/windows-model.md). Windows-side gates (version,
-// join type, enabling policy) come from one rule table (Rules); everything that depends on the key
-// — which account signs in, PIN results, hmac-secret outputs, the reset window — comes from the
-// key's real CTAP answers.
 package winmodel
 
 import (

@@ -71,6 +71,8 @@ type Gadget struct {
 	cfg Config
 	log *slog.Logger
 	dir string // the gadget's directory in configfs
+	// created is set once build made dir: only then may teardown remove anything.
+	created bool
 
 	fsys fsys                                  // configfs operations; recorded in unit tests
 	open func(path string) (reportFile, error) // opens /dev/hidgN
@@ -136,7 +138,10 @@ func (g *Gadget) Run(ctx context.Context) error {
 		return err
 	}
 	if err := g.build(); err != nil {
-		return errors.Join(err, g.teardown())
+		if g.created {
+			err = errors.Join(err, g.teardown())
+		}
+		return err
 	}
 	g.mu.Lock()
 	g.udc, g.running = udc, true
@@ -263,6 +268,9 @@ func (g *Gadget) build() error {
 			err = g.fsys.WriteFile(filepath.Join(g.dir, s.file), data)
 		default:
 			err = g.fsys.Mkdir(filepath.Join(g.dir, s.mkdir))
+			if err == nil && s.mkdir == "" {
+				g.created = true
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("gadget: writing %s: %w", g.dir, err)
@@ -279,7 +287,7 @@ func (g *Gadget) build() error {
 // teardown removes what build wrote, in the reverse order configfs requires. It removes only
 // the directories this package creates, so a foreign gadget is never touched (build refuses it).
 func (g *Gadget) teardown() error {
-	if _, err := os.Lstat(g.dir); errors.Is(err, fs.ErrNotExist) {
+	if !g.created {
 		return nil
 	}
 	var errs []error
@@ -298,6 +306,7 @@ func (g *Gadget) teardown() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gadget: removing %s: %w", g.dir, err)
 	}
+	g.created = false
 	g.log.Info("gadget: tree removed", "dir", g.dir)
 	return nil
 }

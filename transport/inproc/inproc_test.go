@@ -5,13 +5,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/stretchr/testify/require"
 )
 
-type blocker struct{ cancelled chan struct{} }
+type blocker struct{ started, cancelled chan struct{} }
 
 func (b blocker) HandleCBOR(ctx context.Context, _ []byte, _ func(byte)) []byte {
+	close(b.started)
 	<-ctx.Done()
 	close(b.cancelled)
 	return []byte{0x2D}
@@ -21,7 +23,7 @@ func (blocker) Wink()                                    {}
 
 func TestConn(t *testing.T) {
 	t.Parallel()
-	b := blocker{cancelled: make(chan struct{})}
+	b := blocker{started: make(chan struct{}), cancelled: make(chan struct{})}
 	d := ctaphid.NewDevice(b, ctaphid.DeviceInfo{Capabilities: ctaphid.CapCBOR})
 	conn := Connect(d)
 	require.ErrorIs(t, conn.WriteReport(context.Background(), make([]byte, 65)), ctaphid.ErrReportSize)
@@ -38,7 +40,7 @@ func TestConn(t *testing.T) {
 
 	// Closing the connection cancels its request, like a process closing hidraw.
 	go func() { _, _ = c.CBOR(context.Background(), []byte{2}) }()
-	time.Sleep(20 * time.Millisecond)
+	<-b.started
 	require.NoError(t, conn.Close())
 	select {
 	case <-b.cancelled:
@@ -49,4 +51,20 @@ func TestConn(t *testing.T) {
 	require.ErrorIs(t, conn.WriteReport(context.Background(), make([]byte, 64)), ErrClosed)
 	_, err = conn.ReadReport(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestReadReportAt(t *testing.T) {
+	t.Parallel()
+	v := clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	d := ctaphid.NewDevice(blocker{}, ctaphid.DeviceInfo{Capabilities: ctaphid.CapCBOR}, ctaphid.WithClock(v))
+	conn := Connect(d)
+	defer conn.Close()
+	reports, err := ctaphid.Fragment(ctaphid.BroadcastCID, ctaphid.CmdInit, make([]byte, 8))
+	require.NoError(t, err)
+	v.Advance(42 * time.Second)
+	require.NoError(t, conn.WriteReport(context.Background(), reports[0][:]))
+	r, at, err := conn.ReadReportAt(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, ctaphid.CmdInit, r[4])
+	require.Equal(t, v.Now(), at, "stamped with the device's clock when it answered")
 }

@@ -320,3 +320,12 @@ func TestRunWithoutUHID(t *testing.T) {
 	err = u.Run(context.Background())
 	require.ErrorContains(t, err, "modprobe uhid")
 }
+
+// Each device of a process gets its own HID_PHYS: the hidraw node is found by it.
+func TestTwoDevicesDistinctPhys(t *testing.T) {
+	t.Parallel()
+	a, b := startFake(t), startFake(t)
+	pa := parseCreate2(t, a.k.expect(t, EventCreate2)).Phys
+	pb := parseCreate2(t, b.k.expect(t, EventCreate2)).Phys
+	require.NotEqual(t, pa, pb)
+}

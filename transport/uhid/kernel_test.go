@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fidolab/fidolab/authenticator/emulator"
+	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/transport/usbdev"
 )
@@ -68,10 +69,12 @@ type kernelKey struct {
 	done chan error
 }
 
-func startKernel(tb testing.TB) *kernelKey {
+func startKernel(tb testing.TB, personaName string) *kernelKey {
 	tb.Helper()
 	requireUHID(tb)
-	key, err := emulator.Open(emulator.Options{})
+	p, err := persona.Builtin(personaName)
+	require.NoError(tb, err)
+	key, err := emulator.Open(emulator.Options{Persona: p})
 	require.NoError(tb, err)
 	var log *slog.Logger
 	if testing.Verbose() {
@@ -104,7 +107,7 @@ func waitGone(tb testing.TB, path string) {
 }
 
 func TestKernelUHID(t *testing.T) {
-	kk := startKernel(t)
+	kk := startKernel(t, "default")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	node, err := kk.u.Ready(ctx)
@@ -202,4 +205,26 @@ func BenchmarkUHIDReady(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Two keys at once, each with its persona's identity: nothing is hard-wired to the default key.
+func TestKernelUHIDTwoPersonas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct{ persona, hidID, uniq string }{
+		{"ctap20", "HID_ID=0003:00001209:0000F1D1", "HID_UNIQ=0020"},
+		{"u2f", "HID_ID=0003:00001209:0000F1D2", "HID_UNIQ=0002"},
+	} {
+		kk := startKernel(t, tc.persona)
+		node, err := kk.u.Ready(ctx)
+		require.NoError(t, err)
+		uevent, err := os.ReadFile(filepath.Join("/sys/class/hidraw", filepath.Base(node), "device/uevent"))
+		require.NoError(t, err)
+		require.Contains(t, string(uevent), tc.hidID+"\n", tc.persona)
+		require.Contains(t, string(uevent), tc.uniq+"\n", tc.persona)
+		c := openHidraw(t, node)
+		_, err = ctaphid.NewClient(c).Init(ctx)
+		require.NoError(t, err, tc.persona)
+		c.Close()
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
@@ -55,6 +56,9 @@ type Config struct {
 	// SysfsRoot and DevRoot are where hidraw nodes are looked up; "" means /sys and /dev.
 	SysfsRoot, DevRoot string
 }
+
+// physSeq numbers the devices this process creates.
+var physSeq atomic.Uint64
 
 // readyTimeout is how long a created device may take to get a hidraw node before a warning.
 const readyTimeout = 3 * time.Second
@@ -152,7 +156,7 @@ func (u *Device) Run(ctx context.Context) error {
 	}
 	u.mu.Unlock()
 	if cerr != nil {
-		f.Close()
+		u.shutdown()
 		return cerr
 	}
 	stop := context.AfterFunc(ctx, u.shutdown)
@@ -245,7 +249,9 @@ func (u *Device) setHidrawLocked(node string) {
 
 func (u *Device) createLocked() error {
 	u.gen++
-	u.phys = fmt.Sprintf("fidolab/uhid-%d-%d", os.Getpid(), u.gen)
+	// HID_PHYS finds our hidraw node in sysfs, so it is unique per device and per creation, also
+	// among several keys of one process.
+	u.phys = fmt.Sprintf("fidolab/uhid-%d-%d", os.Getpid(), physSeq.Add(1))
 	id := u.cfg.Identity
 	ev, err := Create2{
 		Name: truncate(u.name, nameLen-1), Phys: u.phys, Uniq: truncate(id.Serial, uniqLen-1),

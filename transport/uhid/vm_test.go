@@ -26,7 +26,8 @@ uhid.test -test.run 'Kernel' -test.v -test.bench 'UHIDReady' -test.benchtime 20x
 		Env:   map[string]string{"FIDOLAB_IN_GUEST": "1"},
 	})
 	require.Equal(t, 0, res.ExitCode, "in-guest tests failed")
-	require.Contains(t, res.Log, "--- PASS: TestKernelUHID")
+	require.Contains(t, res.Log, "--- PASS: TestKernelUHID ")
+	require.Contains(t, res.Log, "--- PASS: TestKernelUHIDTwoPersonas")
 	for _, m := range regexp.MustCompile(`(?m)^BenchmarkUHIDReady/\S+\s+\d+\s+\d+ ns/op.*$`).FindAllString(res.Log, -1) {
 		t.Log("guest:", m)
 	}

@@ -310,3 +310,10 @@ func clone(b []byte) []byte {
 func (d *Device) String() string {
 	return fmt.Sprintf("%04x:%04x %s", d.id.VendorID, d.id.ProductID, d.id.Product)
 }
+
+// Plug tells a transport when the key is unplugged and plugged back in, so it can show the host
+// a real removal and arrival (emulator.Key implements it).
+type Plug interface {
+	Plugged() bool
+	WatchPlug(fn func(plugged bool)) (stop func())
+}

@@ -81,3 +81,15 @@ fido2_roundtrip() {
 	fido2-assert -V -v -i $_d/assert $_d/pubkey.pem es256 || { echo "fido2: fido2-assert -V failed"; return 1; }
 	echo "fido2: assertion with user verification verified"
 }
+
+# host_call NAME [SECONDS]: ask the host to run Config.HostCalls[NAME] and wait (default 60 s)
+# for it to finish; the status is the handler's (0 ok, 1 error, 127 no such call).
+host_call() {
+	echo "fidolab-vm: host-call $FIDOLAB_VM_TOKEN $1"
+	_t=${2:-60}
+	while read -t "$_t" -r _l _k _n _rc < /dev/ttyS0; do
+		[ "$_k" = host-reply ] && [ "$_n" = "$1" ] && return "$_rc"
+	done
+	echo "host_call $1: no reply"
+	return 1
+}
