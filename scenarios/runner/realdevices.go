@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/transport/hidraw"
 	"github.com/fidolab/fidolab/transport/usb"
@@ -26,18 +27,20 @@ type hidrawDevice struct {
 	path string // as given; "" means the only FIDO key plugged in
 	enum hidraw.Enumerator
 
+	clock clock.Clock
+
 	mu sync.Mutex
 	id *hidraw.Device
 }
 
-func newHidrawDevice(path string) (*hidrawDevice, error) {
+func newHidrawDevice(path string, clk clock.Clock) (*hidrawDevice, error) {
 	if runtime.GOOS != "linux" {
 		return nil, errors.New("hidraw keys exist on Linux only (use usb:VID:PID with a gousb build)")
 	}
 	if path != "" && !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("want hidraw:/dev/hidrawN, not %q", path)
 	}
-	return &hidrawDevice{path: path}, nil
+	return &hidrawDevice{path: path, clock: clock.Or(clk)}, nil
 }
 
 func (d *hidrawDevice) describe() string {
@@ -147,10 +150,8 @@ func (d *hidrawDevice) waitReplug(ctx context.Context) error {
 		return err
 	}
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(replugPoll):
+		if err := clock.Or(d.clock).Sleep(ctx, replugPoll); err != nil {
+			return err
 		}
 		cur, err := d.locate()
 		switch {
@@ -168,11 +169,12 @@ func (d *hidrawDevice) waitReplug(ctx context.Context) error {
 // interface has one owner at a time, so every client of the case shares one claimed interface
 // through a usb.Hub (hosts keep a client open while they open another).
 type usbDevice struct {
-	spec usb.Spec
-	hub  *usb.Hub
+	spec  usb.Spec
+	hub   *usb.Hub
+	clock clock.Clock
 }
 
-func newUSBDevice(s string) (*usbDevice, error) {
+func newUSBDevice(s string, clk clock.Clock) (*usbDevice, error) {
 	spec, err := usb.ParseSpec(s)
 	if err != nil {
 		return nil, err
@@ -180,7 +182,7 @@ func newUSBDevice(s string) (*usbDevice, error) {
 	if !usb.Available {
 		return nil, usb.ErrNotBuilt
 	}
-	d := &usbDevice{spec: spec}
+	d := &usbDevice{spec: spec, clock: clock.Or(clk)}
 	d.hub = usb.NewHub(func(context.Context) (ctaphid.ReportConn, error) { return usb.Open(spec) })
 	return d, nil
 }
@@ -210,10 +212,8 @@ func (d *usbDevice) waitReplug(ctx context.Context) error {
 	}
 	gone := before == ""
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(replugPoll):
+		if err := d.clock.Sleep(ctx, replugPoll); err != nil {
+			return err
 		}
 		cur, err := where()
 		switch {

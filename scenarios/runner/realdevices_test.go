@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/transport/hidraw"
 	"github.com/stretchr/testify/require"
 )
@@ -50,7 +52,7 @@ func (f *fakeHidraw) unplug(name string) {
 }
 
 func (f *fakeHidraw) device(path string) *hidrawDevice {
-	return &hidrawDevice{path: path, enum: hidraw.Enumerator{Sys: f.sys, Dev: f.dev}}
+	return &hidrawDevice{path: path, enum: hidraw.Enumerator{Sys: f.sys, Dev: f.dev}, clock: clock.Real{}}
 }
 
 func TestHidrawKeyFoundAgainAfterReplug(t *testing.T) {
@@ -121,4 +123,29 @@ func TestHidrawWaitReplug(t *testing.T) {
 	short, cancel2 := context.WithTimeout(context.Background(), 3*replugPoll)
 	defer cancel2()
 	require.ErrorIs(t, d.waitReplug(short), context.DeadlineExceeded, "nobody replugs it")
+}
+
+// absentDevice is a key that never answers.
+type absentDevice struct{ dials int }
+
+func (d *absentDevice) dial(context.Context) (ctaphid.ReportConn, error) {
+	d.dials++
+	return nil, errNotPresent
+}
+func (d *absentDevice) waitReplug(context.Context) error { return errNotPresent }
+func (d *absentDevice) describe() string                 { return "absent" }
+
+// TestDialWaitsOnTheInjectedClock: the runner waits up to 10 s for a key to come back after a
+// power-up, retrying every 50 ms, on its clock: a virtual one makes the wait cost no wall time.
+func TestDialWaitsOnTheInjectedClock(t *testing.T) {
+	t.Parallel()
+	vc := clock.NewVirtual(time.Unix(1_000_000, 0))
+	dev := &absentDevice{}
+	f := &realFactory{spec: "hidraw:/dev/test", dev: dev, clock: vc}
+	start := time.Now()
+	_, err := f.dial(context.Background())
+	require.ErrorIs(t, err, errNotPresent)
+	require.Less(t, time.Since(start), 5*time.Second, "no wall-clock wait")
+	require.GreaterOrEqual(t, vc.Now().Sub(time.Unix(1_000_000, 0)), 10*time.Second)
+	require.InDelta(t, 200, dev.dials, 2, "one try every 50 ms for 10 s")
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
@@ -54,6 +55,8 @@ type KeyOptions struct {
 	PIN string
 	// ReplugTimeout bounds the wait for a person to replug the key (default 2 minutes).
 	ReplugTimeout time.Duration
+	// Clock paces the waits for the key (replug polls, retries, timeouts); nil means the wall clock.
+	Clock clock.Clock
 }
 
 // External is ExternalKey with the default options: nothing is erased without permission and
@@ -87,7 +90,7 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 			control = v
 		}
 	}
-	f := &realFactory{spec: spec, opts: opts}
+	f := &realFactory{spec: spec, opts: opts, clock: clock.Or(opts.Clock)}
 	if f.opts.ReplugTimeout <= 0 {
 		f.opts.ReplugTimeout = 2 * time.Minute
 	}
@@ -103,9 +106,9 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 		}
 		f.dev = &socketDevice{addr: addr}
 	case "hidraw":
-		f.dev, err = newHidrawDevice(addr)
+		f.dev, err = newHidrawDevice(addr, f.clock)
 	case "usb":
-		f.dev, err = newUSBDevice(addr)
+		f.dev, err = newUSBDevice(addr, f.clock)
 	default:
 		return nil, usageErr("key %q: unknown kind %q (want socket, hidraw or usb)", spec, kind)
 	}
@@ -116,7 +119,7 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 	case control != "":
 		f.power = &controlPower{addr: control}
 	case opts.Ask != nil:
-		f.power = &personPower{ask: opts.Ask, dev: f.dev, timeout: f.opts.ReplugTimeout}
+		f.power = &personPower{ask: opts.Ask, dev: f.dev, timeout: f.opts.ReplugTimeout, clock: f.clock}
 	default:
 		f.power = noPower{}
 	}
@@ -175,16 +178,17 @@ type personPower struct {
 	ask     Asker
 	dev     device
 	timeout time.Duration
+	clock   clock.Clock
 }
 
 func (p *personPower) unattended() bool { return false }
 
 func (p *personPower) cycle(ctx context.Context, dev device) error {
 	p.ask.Tell(fmt.Sprintf("Unplug the key (%s) and plug it back in (waiting up to %s)…", dev.describe(), p.timeout))
-	wctx, cancel := context.WithTimeout(ctx, p.timeout)
+	wctx, cancel := clock.WithTimeout(ctx, p.clock, p.timeout)
 	defer cancel()
 	if err := dev.waitReplug(wctx); err != nil {
-		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		if ctx.Err() == nil && errors.Is(context.Cause(wctx), context.DeadlineExceeded) {
 			return &SkipError{Reason: fmt.Sprintf("needs the key unplugged and replugged, and nobody did within %s", p.timeout)}
 		}
 		return fmt.Errorf("waiting for the key to be replugged: %w", err)
@@ -209,6 +213,7 @@ type realFactory struct {
 	opts  KeyOptions
 	dev   device
 	power power
+	clock clock.Clock
 
 	mu      sync.Mutex // serialises Preflight and Open (which may wait minutes for a person)
 	checked bool
@@ -324,17 +329,15 @@ func (f *realFactory) reset(ctx context.Context) error {
 
 // dial opens the key, waiting a little for it to come back after a power-up.
 func (f *realFactory) dial(ctx context.Context) (ctaphid.ReportConn, error) {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := clock.WithTimeout(ctx, f.clock, 10*time.Second)
 	defer cancel()
 	for {
 		conn, err := f.dev.dial(wctx)
 		if err == nil {
 			return conn, nil
 		}
-		select {
-		case <-wctx.Done():
+		if f.clock.Sleep(wctx, 50*time.Millisecond) != nil {
 			return nil, fmt.Errorf("key %s: %w", f.spec, err)
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -346,7 +349,7 @@ func (f *realFactory) keepalive(status byte) {
 		return
 	}
 	f.stateMu.Lock()
-	now := time.Now()
+	now := f.clock.Now()
 	tell := now.Sub(f.lastTouch) > 5*time.Second
 	if tell {
 		f.lastTouch = now

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/control"
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/ctap"
@@ -299,7 +300,7 @@ func TestKeyWithoutControl(t *testing.T) {
 			}
 		}
 		f := &realFactory{spec: "hidraw:/dev/test", dev: dev, opts: KeyOptions{Ask: ask},
-			power: &personPower{ask: ask, dev: dev, timeout: 10 * time.Second}}
+			power: &personPower{ask: ask, dev: dev, timeout: 10 * time.Second, clock: clock.Real{}}, clock: clock.Real{}}
 		run, err := Run(ctx, loadTemp(t, fakeCatalog), Options{Target: fakeTarget{}, Keys: f, Filter: "re:^(two-accounts|wrong-pin)$"})
 		require.NoError(t, err)
 		for _, c := range run.Cases {
@@ -319,7 +320,7 @@ func TestKeyWithoutControl(t *testing.T) {
 		ctx := ctxT(t)
 		sk := serveKey(t)
 		dev := &plugDevice{sk: sk}
-		f := &realFactory{spec: "hidraw:/dev/test", dev: dev, power: noPower{}}
+		f := &realFactory{spec: "hidraw:/dev/test", dev: dev, power: noPower{}, clock: clock.Real{}}
 		run, err := Run(ctx, loadTemp(t, fakeCatalog), Options{Target: fakeTarget{}, Keys: f, Filter: "re:^(two-accounts|wrong-pin)$"})
 		require.NoError(t, err)
 		require.Equal(t, result.Pass, run.Cases[0].Verdict, "%s", run.Cases[0].Error)
@@ -338,7 +339,7 @@ func TestKeyWithoutControl(t *testing.T) {
 		dev := &plugDevice{sk: sk, replugs: make(chan struct{})} // never replugged
 		ask := &fakeAsker{}
 		f := &realFactory{spec: "hidraw:/dev/test", dev: dev, opts: KeyOptions{Ask: ask},
-			power: &personPower{ask: ask, dev: dev, timeout: 200 * time.Millisecond}}
+			power: &personPower{ask: ask, dev: dev, timeout: 200 * time.Millisecond, clock: clock.Real{}}, clock: clock.Real{}}
 		run, err := Run(ctx, loadTemp(t, fakeCatalog), Options{Target: fakeTarget{}, Keys: f, Filter: "re:^(two-accounts|wrong-pin)$"})
 		require.NoError(t, err)
 		require.Equal(t, result.Pass, run.Cases[0].Verdict)
@@ -352,7 +353,7 @@ func TestKeyWithoutControl(t *testing.T) {
 		t.Parallel()
 		ctx := ctxT(t)
 		sk := serveKey(t)
-		f := &realFactory{spec: "hidraw:/dev/test", dev: &plugDevice{sk: sk}, power: noPower{}}
+		f := &realFactory{spec: "hidraw:/dev/test", dev: &plugDevice{sk: sk}, power: noPower{}, clock: clock.Real{}}
 		run, err := Run(ctx, loadTemp(t, fakeCatalog), Options{Target: fakeTarget{}, Keys: f, Filter: "reset-window"})
 		require.NoError(t, err)
 		require.Len(t, run.Cases, 1)

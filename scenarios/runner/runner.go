@@ -124,7 +124,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 				run.Cases[i] = newCase(cases[i])
 				run.Cases[i].Verdict, run.Cases[i].Error = result.Skipped, skip.Reason
 			}
-			run.Duration = time.Since(run.Started)
+			run.Duration = opts.Clock.Now().Sub(run.Started)
 			return run, nil
 		}
 	}
