@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/fidolab/fidolab/scenarios/report"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/fidolab/fidolab/scenarios/runner"
+	"github.com/fidolab/fidolab/scenarios/winmodel"
 )
 
 // multiFlag collects a repeatable flag.
@@ -36,8 +38,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&reports, "report", "write a report; the extension picks the format: .xml (JUnit), .json, .html, .md (repeatable)")
 	filter := fs.String("filter", "", "select cases: id substring or glob, re:REGEX, tag:a,b, windows:EXPR, !TERM; terms are ANDed")
 	personaRef := fs.String("persona", "", "run every case on this persona (name or YAML file) instead of each scenario's own")
-	keySpec := fs.String("key", "", "run on this key instead of an in-process one: socket:PATH[,control=HOST:PORT]")
+	keySpec := fs.String("key", "", "run on this key instead of an in-process one: hidraw:/dev/hidrawN, usb:VID:PID[:SERIAL] "+
+		"or socket:PATH, each with an optional ,control=HOST:PORT (a socket key needs it)")
+	destructive := fs.Bool("destructive", false, "allow erasing a --key that is not empty (PIN, credentials); "+
+		"without it such a key is refused, or you are asked on a terminal")
 	parallel := fs.Int("parallel", 0, "cases at once (default: number of CPUs; an external key runs one at a time)")
+	hidSlack := fs.Duration("hid-slack", 0, "with --key: wall time the Windows model allows beyond its 0.5 s silence limit "+
+		"(for a key and host sharing a slow emulated machine; in-process keys are timed on their own clock)")
 	ascii := fs.Bool("ascii", false, "plain ASCII output (no box drawing or check marks)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	list := fs.Bool("list", false, "list the selected cases without running them")
@@ -51,6 +58,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *personaRef != "" && *keySpec != "" {
 		return usagef("give --persona or --key, not both")
 	}
+	if *destructive && *keySpec == "" {
+		return usagef("--destructive is about a --key; in-process keys are always fresh")
+	}
 	cat, err := loadCatalog(catalogs)
 	if err != nil {
 		return err
@@ -59,11 +69,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return listCases(stdout, cat, *filter)
 	}
 
-	opts := runner.Options{Filter: *filter, Parallel: *parallel}
+	if *hidSlack < 0 {
+		return usagef("--hid-slack %v: want a duration of 0 or more", *hidSlack)
+	}
+	opts := runner.Options{Filter: *filter, Parallel: *parallel, Target: winmodel.New(winmodel.WithWallSlack(*hidSlack))}
 	switch {
 	case *keySpec != "":
-		if opts.Keys, err = runner.External(*keySpec); err != nil {
-			return usagef("--key: %v", err)
+		ko := runner.KeyOptions{Destructive: *destructive, PIN: os.Getenv("FIDOLAB_KEY_PIN")}
+		if a := newTermAsker(os.Stdin, stderr); a != nil {
+			ko.Ask = a
+		}
+		if opts.Keys, err = runner.ExternalKey(*keySpec, ko); err != nil {
+			if errors.Is(err, runner.ErrUsage) {
+				return usagef("--key: %v", err)
+			}
+			return fmt.Errorf("--key: %w", err)
 		}
 	case *personaRef != "":
 		p, err := persona.Load(*personaRef)
@@ -112,7 +132,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(run.LeftOut) > 0 {
-		fmt.Fprintf(stdout, "left out %d scenario(s) about a key of their own (not this one): %s\n",
+		fmt.Fprintf(stdout, "left out %d scenario(s) about a key of their own, or needing an attestation root only an in-process key gives: %s\n",
 			len(run.LeftOut), strings.Join(run.LeftOut, ", "))
 	}
 	for _, path := range reports {

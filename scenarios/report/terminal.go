@@ -23,11 +23,12 @@ type TerminalOptions struct {
 type glyphs struct {
 	pass, refused, fail, keyinc, err, none string
 	rule, sep, arrow, ellipsis             string
+	skip                                   string
 }
 
 var (
-	unicodeGlyphs = glyphs{"✓", "⊘", "✗", "!", "?", "–", "─", "│", "→", "…"}
-	asciiGlyphs   = glyphs{"ok", "no", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~"}
+	unicodeGlyphs = glyphs{"✓", "⊘", "✗", "!", "?", "–", "─", "│", "→", "…", "↷"}
+	asciiGlyphs   = glyphs{"ok", "no", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~", "SKIP"}
 )
 
 const (
@@ -72,6 +73,7 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	t.failures(r)
 	t.keyIncompatible(r)
 	t.errors(r)
+	t.skipped(r)
 	line := summaryLine(r)
 	if len(r.Cases) > 0 {
 		t.println()
@@ -80,17 +82,7 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	if r.OK() && len(r.Cases) > 0 {
 		code = ansiBold + ansiGreen
 	}
-	// The summary line breaks only between its counts, so it reads the same at any width.
-	parts := strings.SplitAfter(line, ", ")
-	cur := ""
-	for _, p := range parts {
-		if cur != "" && width(cur)+width(p) > t.o.Width {
-			t.println(t.paint(code, strings.TrimRight(cur, " ")))
-			cur = "      "
-		}
-		cur += p
-	}
-	t.println(t.paint(code, cur))
+	t.println(t.paint(code, line)) // one line, whatever the width: CI logs grep it
 	return t.w.Flush()
 }
 
@@ -225,6 +217,8 @@ func (t *term) symbol(c *result.Case) (string, string) {
 		return t.g.keyinc, ansiBold + ansiYellow
 	case "none":
 		return t.g.none, ansiDim
+	case "skip":
+		return t.g.skip, ansiYellow
 	}
 	return t.g.err, ansiBold + ansiPurple
 }
@@ -295,8 +289,13 @@ func (t *term) matrix(r *result.Run) {
 		}
 		t.println(strings.TrimRight(b.String(), " "))
 	}
-	t.legend([]string{t.g.pass + " worked", t.g.refused + " refused (both as the document says)", t.g.fail + " fail",
-		t.g.keyinc + " key-incompatible", t.g.err + " error (could not run)", t.g.none + " not run"})
+	s := r.Summary()
+	entries := []string{fmt.Sprintf("%s worked (%d)", t.g.pass, s.Worked), fmt.Sprintf("%s refused (%d), both as the document says", t.g.refused, s.Refused),
+		t.g.fail + " fail", t.g.keyinc + " key-incompatible", t.g.err + " error (could not run)", t.g.none + " not run"}
+	if s.Skipped > 0 {
+		entries = append(entries, t.g.skip+" skipped (see why below)")
+	}
+	t.legend(entries)
 }
 
 // legend prints the matrix's symbols, two spaces apart, wrapped between entries to the width.
@@ -484,6 +483,31 @@ func (t *term) errors(r *result.Run) {
 		t.block(t.paint(ansiBold+ansiPurple, t.g.err)+" "+t.paint(ansiBold, t.text(g.first.ID))+"  ", width(t.g.err)+1+width(t.text(g.first.ID))+2,
 			strings.Join(g.versions, " "), "")
 		t.field("error", msg)
+	}
+}
+
+// skipped lists the cases not run on purpose, grouped by reason: what a user must allow (or do)
+// to run them.
+func (t *term) skipped(r *result.Run) {
+	cases := casesWith(r, result.Skipped)
+	if len(cases) == 0 {
+		return
+	}
+	t.heading(fmt.Sprintf("Skipped (%d): cases not run, and why", len(cases)))
+	byReason := map[string][]*result.Case{}
+	var reasons []string
+	for _, c := range cases {
+		if _, ok := byReason[c.Error]; !ok {
+			reasons = append(reasons, c.Error)
+		}
+		byReason[c.Error] = append(byReason[c.Error], c)
+	}
+	for _, why := range reasons {
+		t.println()
+		t.block(t.paint(ansiBold+ansiYellow, t.g.skip)+" ", width(t.g.skip)+1, oneLine(why), ansiBold)
+		for _, g := range groupFailures(byReason[why]) {
+			t.block("    "+t.text(g.first.ID)+"  ", 6, strings.Join(g.versions, " "), "")
+		}
 	}
 }
 

@@ -22,7 +22,9 @@ type Run struct {
 	Versions []string `json:"versions"` // Windows versions in matrix column order
 	Cases    []*Case  `json:"cases"`
 	// LeftOut lists scenarios not run because they are about a particular key of their own (a
-	// persona without hmac-secret, a full key…) while this run targets another key.
+	// persona without hmac-secret, a full key…) while this run targets another key, or because on
+	// a key outside the process they need an attestation root the model cannot check (a tenant that
+	// enforces attestation trusts only FIDO MDS roots).
 	LeftOut []string `json:"leftOut,omitempty"`
 }
 
@@ -67,6 +69,9 @@ const (
 	// or persona other than the catalog's): listed apart from regressions.
 	KeyIncompatible Verdict = "key-incompatible"
 	Error           Verdict = "error" // the case could not run at all
+	// Skipped is a case the runner did not run on purpose: it would have erased a key that is not
+	// empty without --destructive, or needed a replug nobody could do. Case.Error says why.
+	Skipped Verdict = "skipped"
 )
 
 // Step is one action of a case and what happened.
@@ -123,8 +128,8 @@ type Exchange struct {
 // Summary counts verdicts. Worked and Refused split Passed: cases that did what the document
 // says works, and cases that Windows refused as the document says it does.
 type Summary struct {
-	Total, Passed, Failed, KeyIncompatible, Errors int
-	Worked, Refused                                int
+	Total, Passed, Failed, KeyIncompatible, Errors, Skipped int
+	Worked, Refused                                         int
 }
 
 // Summary counts the run's verdicts.
@@ -144,6 +149,8 @@ func (r *Run) Summary() Summary {
 			s.Failed++
 		case KeyIncompatible:
 			s.KeyIncompatible++
+		case Skipped:
+			s.Skipped++
 		default:
 			s.Errors++
 		}
@@ -151,7 +158,8 @@ func (r *Run) Summary() Summary {
 	return s
 }
 
-// OK reports whether every case passed (key-incompatible cases count as failures for the exit code).
+// OK reports whether every case passed (key-incompatible and skipped cases count as failures for
+// the exit code: what was asked was not fully checked).
 func (r *Run) OK() bool {
 	s := r.Summary()
 	return s.Passed == s.Total

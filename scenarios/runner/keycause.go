@@ -61,6 +61,9 @@ func (d *diagnosis) judge(ctx context.Context, c catalog.Case, key Key, rc *resu
 	if rc.Verdict == result.Pass || ctx.Err() != nil {
 		return
 	}
+	if s, ok := key.(interface{ SkipReason() string }); ok && s.SkipReason() != "" {
+		return // the case is skipped, not judged
+	}
 	if !d.ownKeyPasses(ctx, c) {
 		return
 	}

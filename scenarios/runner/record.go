@@ -69,6 +69,15 @@ func (k *recKey) capture(s *result.Step) func() {
 	}
 }
 
+// SkipReason passes on the key's reason to skip the case (a real key that needed a replug nobody
+// could do), "" when it has none.
+func (k *recKey) SkipReason() string {
+	if s, ok := k.Key.(interface{ SkipReason() string }); ok {
+		return s.SkipReason()
+	}
+	return ""
+}
+
 // Now is the key's clock (host.Clock), or the runner's for a key without a clock of its own.
 func (k *recKey) Now() time.Time {
 	if c, ok := k.Key.(host.Clock); ok {

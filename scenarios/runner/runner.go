@@ -6,6 +6,7 @@ package runner
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -55,13 +56,16 @@ type Options struct {
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
 // than "default": a key without hmac-secret, a full key): run on another key they would test that
-// key's properties, not the document. It returns the kept cases and the ids left out.
-func keyAgnostic(cases []catalog.Case) ([]catalog.Case, []string) {
+// key's properties, not the document. On a key outside the process it also drops the scenarios
+// whose tenant enforces attestation: Entra then trusts the key only if its attestation root is in
+// FIDO MDS, which the model does not have (an in-process key's own test CA it does trust). It
+// returns the kept cases and the ids left out.
+func keyAgnostic(cases []catalog.Case, outside bool) ([]catalog.Case, []string) {
 	var kept []catalog.Case
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range cases {
-		if ref := c.Key.PersonaRef; ref != "" && ref != "default" {
+		if ref := c.Key.PersonaRef; (ref != "" && ref != "default") || (outside && c.Host.Tenant.EnforceAttestation) {
 			if !seen[c.ID] {
 				seen[c.ID] = true
 				out = append(out, c.ID)
@@ -107,7 +111,8 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 	cases := cat.Select(f)
 	var leftOut []string
 	if opts.Keys.Override() != "" {
-		cases, leftOut = keyAgnostic(cases)
+		_, inproc := opts.Keys.(*inprocFactory)
+		cases, leftOut = keyAgnostic(cases, !inproc)
 	}
 	run := &result.Run{
 		Started: opts.Clock.Now(), Target: opts.Target.Name(), Key: opts.Keys.Describe(),
@@ -120,6 +125,23 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 	for _, v := range host.Versions {
 		if seen[v.Name] {
 			run.Versions = append(run.Versions, v.Name)
+		}
+	}
+
+	// A key from outside is inspected first: one that is not empty is erased only with permission,
+	// and a refusal skips every case with the reason instead of failing each on its own.
+	if pf, ok := opts.Keys.(interface{ Preflight(context.Context) error }); ok {
+		if err := pf.Preflight(ctx); err != nil {
+			var skip *SkipError
+			if !errors.As(err, &skip) {
+				return nil, err
+			}
+			for i := range cases {
+				run.Cases[i] = newCase(cases[i])
+				run.Cases[i].Verdict, run.Cases[i].Error = result.Skipped, skip.Reason
+			}
+			run.Duration = opts.Clock.Now().Sub(run.Started)
+			return run, nil
 		}
 	}
 
@@ -188,7 +210,12 @@ func runCase(ctx context.Context, c catalog.Case, opts Options, diag *diagnosis)
 	defer cancel()
 
 	inner, err := opts.Keys.Open(ctx, c.Scenario)
-	if err != nil {
+	var skip *SkipError
+	switch {
+	case errors.As(err, &skip):
+		rc.Verdict, rc.Error = result.Skipped, skip.Reason
+		return rc
+	case err != nil:
 		rc.Verdict, rc.Error = result.Error, "key: "+err.Error()
 		return rc
 	}
@@ -201,6 +228,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options, diag *diagnosis)
 		}
 		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
 	}
+	defer skipIfKeySays(inner, rc)
 	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock, noExchanges: opts.NoExchanges}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
@@ -233,6 +261,16 @@ func runCase(ctx context.Context, c catalog.Case, opts Options, diag *diagnosis)
 	}
 	judge(ctx, c, key, diag, rc)
 	return rc
+}
+
+// skipIfKeySays marks the case skipped when its key could not do what the case asked of it on
+// purpose (a replug with nobody to do it), whatever the steps then observed.
+func skipIfKeySays(k Key, rc *result.Case) {
+	if s, ok := k.(interface{ SkipReason() string }); ok {
+		if why := s.SkipReason(); why != "" {
+			rc.Verdict, rc.Error, rc.KeyCause = result.Skipped, why, ""
+		}
+	}
 }
 
 // setUp gives the key its PIN and registers the scenario's accounts, in order, through a host of

@@ -58,13 +58,14 @@ type windowsHID struct {
 	keepalives int       // since the last write
 }
 
-// hidFor returns the wrapper Windows' HID stack puts around a connection to key; wall is the
-// wall clock (clock.Real but in tests).
-func hidFor(key host.Key, limit time.Duration, wall clock.Clock) func(ctaphid.ReportConn) ctaphid.ReportConn {
+// hidFor returns the wrapper Windows' HID stack puts around a connection to key; a connection
+// read in wall time gets slack beyond the limit (WithWallSlack); wall is the wall clock
+// (clock.Real but in tests).
+func hidFor(key host.Key, limit, slack time.Duration, wall clock.Clock) func(ctaphid.ReportConn) ctaphid.ReportConn {
 	return func(conn ctaphid.ReportConn) ctaphid.ReportConn {
-		w := &windowsHID{ReportConn: conn, wall: wall, now: wall.Now, limit: limit}
+		w := &windowsHID{ReportConn: conn, wall: wall, now: wall.Now, limit: limit + slack}
 		if t, ok := conn.(ctaphid.TimedReportConn); ok {
-			w.timed = t
+			w.timed, w.limit = t, limit
 			if c, ok := key.(host.Clock); ok {
 				w.now = c.Now
 			}

@@ -77,12 +77,19 @@ func (c *silentConn) Close() error {
 }
 
 // TestWindowsHIDWallClock: a connection without report times (a served or real key) is given up
-// on when nothing arrives within the limit of the wall clock (a virtual one here), and closed.
+// on when nothing arrives within the limit (plus the slack) of the wall clock (a virtual one
+// here), and closed.
 func TestWindowsHIDWallClock(t *testing.T) {
 	t.Parallel()
+	for _, slack := range []time.Duration{0, 2 * time.Second} {
+		wallClockGivesUp(t, slack)
+	}
+}
+
+func wallClockGivesUp(t *testing.T, slack time.Duration) {
 	wall := clock.NewVirtual(time.Date(2026, 3, 6, 9, 0, 0, 0, time.UTC))
 	conn := &silentConn{closed: make(chan struct{})}
-	w := hidFor(nil, SilenceLimit, wall)(conn)
+	w := hidFor(nil, SilenceLimit, slack, wall)(conn)
 	_, isTimed := w.(*windowsHID)
 	require.True(t, isTimed)
 	require.NoError(t, w.WriteReport(context.Background(), make([]byte, ctaphid.ReportSize)))
@@ -96,7 +103,7 @@ func TestWindowsHIDWallClock(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	wall.Advance(SilenceLimit - time.Millisecond)
+	wall.Advance(SilenceLimit + slack - time.Millisecond)
 	select {
 	case err := <-errc:
 		t.Fatalf("gave up before the limit: %v", err)
@@ -107,7 +114,8 @@ func TestWindowsHIDWallClock(t *testing.T) {
 	var se *SilenceError
 	require.ErrorAs(t, err, &se)
 	require.True(t, se.Wall)
-	require.True(t, strings.HasPrefix(fmt.Sprint(err), "the key sent nothing for 501ms"), err.Error())
+	require.Equal(t, SilenceLimit+slack+time.Millisecond, se.Silent)
+	require.True(t, strings.HasPrefix(fmt.Sprint(err), "the key sent nothing for "+(SilenceLimit+slack+time.Millisecond).String()), err.Error())
 	select {
 	case <-conn.closed:
 	default:

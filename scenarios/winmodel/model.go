@@ -35,6 +35,13 @@ func WithoutRule(id string) Option {
 	return func(t *Target) { t.without = append(t.without, id) }
 }
 
+// WithWallSlack adds d to the silence limit on keys read in wall time (a served or real key, not
+// an in-process one): room for a key and a host that share a slow emulated machine, where wall time
+// runs far slower than on the hardware Windows times. 0 by default.
+func WithWallSlack(d time.Duration) Option {
+	return func(t *Target) { t.wallSlack = max(d, 0) }
+}
+
 // RootedKey is a host.Key that knows its attestation root (an in-process emulator key:
 // key.Auth.AttestationRoot()). The tenant trusts it, as Entra trusts a vendor root from FIDO MDS.
 type RootedKey interface {
@@ -47,6 +54,8 @@ type Target struct {
 	without []string // rule ids left out (WithoutRule)
 	rules   []Rule
 	probes  []Probe // extra requests per path (WithProbes)
+	// wallSlack widens the silence limit for keys read in wall time (WithWallSlack).
+	wallSlack time.Duration
 
 	mu      sync.Mutex
 	tenants map[host.Key]*entra.Tenant // one organisation per key: every device of a case shares it
@@ -84,7 +93,7 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: tenant: %w", err)
 	}
-	h := &Host{cfg: cfg, key: key, rules: t.rules, probes: t.probes, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
+	h := &Host{cfg: cfg, key: key, rules: t.rules, probes: t.probes, wallSlack: t.wallSlack, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return nil, fmt.Errorf("winmodel: device salt: %w", err)
 	}
@@ -134,8 +143,10 @@ type Host struct {
 	key    host.Key
 	rules  []Rule
 	probes []Probe
-	tenant *entra.Tenant
-	online bool
+	// wallSlack is Target.wallSlack.
+	wallSlack time.Duration
+	tenant    *entra.Tenant
+	online    bool
 	// session is the account signed in on the device ("" after sign-out); unlock needs it.
 	session string
 	// salt is the device's hmac-secret salt (CloudAP's offline-cache salt, one per device).
@@ -293,7 +304,7 @@ func (h *Host) openWithInfo(ctx context.Context) (c *client.Client, info *ctap.G
 
 // open connects to the key as Windows does for each operation, through Windows' HID timeouts.
 func (h *Host) open(ctx context.Context) (*client.Client, error) {
-	c, err := h.key.Client(ctx, host.ClientOptions{HID: hidFor(h.key, SilenceLimit, clock.Real{})})
+	c, err := h.key.Client(ctx, host.ClientOptions{HID: hidFor(h.key, SilenceLimit, h.wallSlack, clock.Real{})})
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: open key: %w", err)
 	}
