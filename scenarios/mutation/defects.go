@@ -19,6 +19,8 @@ type Defect struct {
 	// Cause is what every case that catches the defect must say about the key (part of its
 	// key-incompatible cause): the report names the defect, not only a difference.
 	Cause string
+	// NotRun says why a defect a knob could express is not injected.
+	NotRun string
 }
 
 // Defects are the key defects the catalog is measured against. Each issue-11 quirk and each knob
@@ -89,6 +91,11 @@ var Defects = []Defect{
 		Why: "Windows sign-in speaks CTAP2 only"},
 	{ID: "small-messages", What: "maxMsgSize 1024", Persona: "base: default\nmaxMsgSize: 1024",
 		Why: "Windows' requests fit in 1024 bytes"},
+
+	// Visible, but not injected.
+	{ID: "hung-request", What: "a request is never answered, with keepalives forever (the silent knob)", Visible: true,
+		NotRun: "an in-process key that waits for ever never moves its virtual clock, so no timeout comes; the model has no " +
+			"limit on a ceremony while keepalives keep coming (Windows' is not published), so the case would end at the runner's case timeout"},
 
 	// Invisible and not expressible as a persona or a knob (found by mutating the source).
 	{ID: "credprotect-ignored", What: "credProtect level stored but not enforced",

@@ -43,6 +43,9 @@ func (s Strength) Markdown() string {
 	var b strings.Builder
 	caught, visible, flagged := s.Counts()
 	fmt.Fprintf(&b, "Windows-visible defects: **%d of %d injections caught**; Windows-invisible defects that turned a case red: %d.\n\n", caught, visible, flagged)
+	if nr := notRun(s.Defects); len(nr) > 0 {
+		fmt.Fprintf(&b, "Not injected: %s (the table says why).\n\n", strings.Join(nr, ", "))
+	}
 	b.WriteString("| defect | injected as | Windows notices | caught by (failing cases) |\n|---|---|---|---|\n")
 	for _, d := range s.Defects {
 		notices := "yes"
@@ -50,7 +53,11 @@ func (s Strength) Markdown() string {
 			notices = "no: " + d.Defect.Why
 		}
 		if len(d.Outcomes) == 0 {
-			fmt.Fprintf(&b, "| `%s`: %s | (source only) | %s | not run: no persona field or knob expresses it |\n", d.Defect.ID, d.Defect.What, notices)
+			why, as := "no persona field or knob expresses it", "(source only)"
+			if d.Defect.NotRun != "" {
+				why, as = d.Defect.NotRun, "(knob)"
+			}
+			fmt.Fprintf(&b, "| `%s`: %s | %s | %s | not run: %s |\n", d.Defect.ID, d.Defect.What, as, notices, why)
 			continue
 		}
 		for _, o := range d.Outcomes {
@@ -107,4 +114,15 @@ func changed(cases []string) string {
 		parts = append(parts, fmt.Sprintf("`%s` %s", id, strings.Join(by[id], " ")))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// notRun lists the Windows-visible defects that are not injected.
+func notRun(ds []DefectResult) []string {
+	var out []string
+	for _, d := range ds {
+		if d.Defect.Visible && len(d.Outcomes) == 0 {
+			out = append(out, "`"+d.Defect.ID+"`")
+		}
+	}
+	return out
 }
