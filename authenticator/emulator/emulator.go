@@ -117,7 +117,16 @@ func Open(o Options) (*Key, error) {
 func choosePersona(st store.Store, want *persona.Persona) (*persona.Persona, error) {
 	stored, err := StoredPersona(st)
 	if err != nil {
-		return nil, err
+		// A persona recorded by an earlier fidolab may break a rule added since; the key and its
+		// credentials are still good. A persona given now with the same name and AAGUID (the
+		// recorded one, corrected) replaces the record; nothing else is guessed.
+		if want == nil || !sameIdentity(st, want) {
+			return nil, fmt.Errorf("%w\n(to keep this key, serve it once with --persona FILE: the persona corrected, with the same name and AAGUID)", err)
+		}
+		if err := savePersona(st, want); err != nil {
+			return nil, err
+		}
+		return want, nil
 	}
 	switch {
 	case want == nil && stored != nil:

@@ -4,11 +4,9 @@
 package persona
 
 import (
-	"bytes"
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path"
 	"slices"
 	"sort"
@@ -135,7 +133,7 @@ func ParseAAGUID(s string) (AAGUID, error) {
 func (a *AAGUID) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseAAGUID(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return err
 	}
 	*a = v
 	return nil
@@ -152,8 +150,8 @@ func (p *Persona) HasExtension(e string) bool { return slices.Contains(p.Extensi
 
 // Validate checks that the persona is self-consistent.
 func (p *Persona) Validate() error {
-	var errs []string
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	var errs []Problem
+	bad := func(f string, a ...any) { errs = append(errs, Problem{Msg: fmt.Sprintf(f, a...)}) }
 	if p.Name == "" {
 		bad("name is empty")
 	}
@@ -163,9 +161,6 @@ func (p *Persona) Validate() error {
 	if p.CTAP2 {
 		if len(p.Versions) == 0 {
 			bad("ctap2 persona without versions")
-		}
-		if p.MaxMsgSize < 1024 || p.MaxMsgSize > 7609 {
-			bad("maxMsgSize %d outside 1024..7609", p.MaxMsgSize)
 		}
 		if len(p.Algorithms) == 0 {
 			bad("no algorithms")
@@ -186,23 +181,16 @@ func (p *Persona) Validate() error {
 		if p.ResidentKeys && p.ResidentCapacity <= 0 {
 			bad("residentKeys with residentCapacity %d", p.ResidentCapacity)
 		}
-		if p.MaxCredentialIDLength < 64 || p.MaxCredentialIDLength > 1023 {
-			bad("maxCredentialIdLength %d outside 64..1023", p.MaxCredentialIDLength)
-		}
-		if p.MinPINLength < 4 || p.MinPINLength > 63 {
-			bad("minPinLength %d outside 4..63", p.MinPINLength)
-		}
-	}
-	if d := p.Quirks.ProcessingDelayMs; d < 0 || d > 600_000 {
-		bad("quirks.processingDelayMs %d outside 0..600000", d)
 	}
 	switch p.Attestation {
 	case AttestationBatch, AttestationSelf, AttestationNone:
 	default:
 		bad("attestation %q: want %s, %s or %s", p.Attestation, AttestationBatch, AttestationSelf, AttestationNone)
 	}
+	errs = append(errs, p.numberProblems()...)
+	errs = append(errs, p.combinationProblems()...)
 	if len(errs) > 0 {
-		return fmt.Errorf("persona %q: %s", p.Name, strings.Join(errs, "; "))
+		return &ValidationError{Persona: p.Name, Problems: errs}
 	}
 	return nil
 }
@@ -228,50 +216,4 @@ func Names() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// Load returns a built-in persona by name, or reads a persona file when ref names a file (it
-// contains a path separator or ends in .yaml/.yml). A file may say `base: NAME` to start from a
-// built-in persona and override only some fields.
-func Load(ref string) (*Persona, error) {
-	if !strings.ContainsRune(ref, os.PathSeparator) && !strings.HasSuffix(ref, ".yaml") && !strings.HasSuffix(ref, ".yml") {
-		return Builtin(ref)
-	}
-	b, err := os.ReadFile(ref)
-	if err != nil {
-		return nil, fmt.Errorf("persona file: %w", err)
-	}
-	return Parse(b, ref)
-}
-
-// Parse reads a persona from YAML; name is used in error messages.
-func Parse(b []byte, name string) (*Persona, error) {
-	var head struct {
-		Base string `yaml:"base"`
-	}
-	if err := yaml.Unmarshal(b, &head); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	p := &Persona{}
-	if head.Base != "" {
-		base, err := Builtin(head.Base)
-		if err != nil {
-			return nil, fmt.Errorf("%s: base: %w", name, err)
-		}
-		p = base
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var withBase struct {
-		Base     string `yaml:"base"`
-		*Persona `yaml:",inline"`
-	}
-	withBase.Persona = p
-	if err := dec.Decode(&withBase); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return p, nil
 }
