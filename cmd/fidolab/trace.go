@@ -39,8 +39,8 @@ func cmdTrace(args []string, stdout, stderr io.Writer) error {
 	case "import":
 		return traceImport(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, traceUsage)
-		return nil
+		fmt.Fprint(stderr, traceUsage)
+		return flag.ErrHelp
 	}
 	fmt.Fprint(stderr, traceUsage)
 	return usagef("unknown trace command %q", args[0])
@@ -48,14 +48,11 @@ func cmdTrace(args []string, stdout, stderr io.Writer) error {
 
 // parseInterspersed parses flags that may come before or after the positional arguments
 // ("trace import EVENTS -o TRACE"), and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+func parseInterspersed(fs *flagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usagef("%v", err)
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
