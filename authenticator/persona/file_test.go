@@ -269,3 +269,26 @@ func FuzzParse(f *testing.F) {
 		require.NoError(t, p.Validate(), "Parse admitted a persona Validate refuses")
 	})
 }
+
+// docs/personas.md lists every range of the table, as the table has it.
+func TestDocsListEveryRange(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "personas.md"))
+	require.NoError(t, err)
+	row := regexp.MustCompile("(?m)^\\| (`[^|]+) \\| (-?[0-9]+)\\.\\.([0-9]+) \\|")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		for _, f := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(m[1], -1) {
+			documented[f[1]] = m[2] + ".." + m[3]
+		}
+	}
+	for path, s := range numbers {
+		if s.listed {
+			continue
+		}
+		require.Equal(t, fmt.Sprintf("%d..%d", s.min, s.max), documented[path], "docs/personas.md's range of %s", path)
+	}
+	for path := range documented {
+		require.Contains(t, numbers, path, "the docs list a range the table does not have")
+	}
+}
