@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// Versions a persona may advertise (CTAP 2.2 §6.4 getInfo versions).
-var knownVersions = []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1", "FIDO_2_2"}
+// Versions a persona may advertise (CTAP 2.1 §6.4 getInfo versions; CTAP 2.2 defines no version
+// string of its own: a 2.2 key lists FIDO_2_1).
+var knownVersions = []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"}
 
 // KnownExtensions are the extensions the authenticator implements; a persona may advertise only
 // these. A new extension is added here when package authenticator implements it.
@@ -46,7 +47,7 @@ func (p *Persona) combinationProblems() []Problem {
 	}
 
 	v21, pre := p.Has("FIDO_2_1"), p.Has("FIDO_2_1_PRE")
-	if !p.Has("FIDO_2_0") && !v21 && !pre && !p.Has("FIDO_2_2") {
+	if !p.Has("FIDO_2_0") && !v21 && !pre {
 		bad("versions", "lists no FIDO_2_x version, which a ctap2 persona needs (or set ctap2: false for a U2F-only key)")
 	}
 	if p.U2F != p.Has("U2F_V2") {

@@ -37,7 +37,7 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := newFlags("fidolab key "+sub, stderr)
 	state := fs.String("state", "", "the key's state file (required)")
-	stateKey := stateKeyFlag(fs.FlagSet)
+	stateKey := stateKeyFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	var id, rp, userName *string
 	var yes *bool

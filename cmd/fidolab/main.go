@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 )
 
 const usage = `fidolab — a software FIDO2 security key and the lab around it
@@ -98,10 +99,13 @@ func exitCode(command string, err error, stderr io.Writer) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", command, err)
 		return 2
-	default:
-		fmt.Fprintf(stderr, "fidolab %s: %v\n", command, err)
-		return 1
 	}
+	if name, ok := flagError(err); ok {
+		fmt.Fprintf(stderr, "fidolab %s: usage: %v (%s -h lists the flags)\n", command, err, name)
+		return 2
+	}
+	fmt.Fprintf(stderr, "fidolab %s: %v\n", command, err)
+	return 1
 }
 
 // help is "fidolab help [COMMAND [SUBCOMMAND]]": the overview, or what COMMAND -h shows, on stdout.
@@ -116,49 +120,54 @@ func help(args []string, stdout, stderr io.Writer) int {
 	return run(append(args[:len(args):len(args)], "-h"), stdout, stdout)
 }
 
-// flagSet is a command's flags. Every mistake Parse finds (an unknown flag, a value that does not
-// parse) is a usage error, exit 2; -h prints the command's usage and flags and is flag.ErrHelp.
-// Each command makes its flags with newFlags, so a new command or flag gets this without a word.
-type flagSet struct {
-	*flag.FlagSet
-	out io.Writer // where -h prints
-}
-
-// newFlags returns the flags of the command named name ("fidolab run"); -h prints to out.
-func newFlags(name string, out io.Writer) *flagSet {
+// newFlags returns the flags of the command named name ("fidolab run"). Every command makes its
+// flags here, and so gets the one treatment of flag mistakes without a word: a mistake Parse finds
+// (an unknown flag, a value that does not parse) is recorded in flagErrors, and exitCode makes it a
+// usage error (exit 2) with one line, not the message twice around the whole flag list; -h prints
+// the command's lines of the usage and its flags to out.
+func newFlags(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // Parse reports; the flag package would print every error twice
-	fs.Usage = func() {}
-	return &flagSet{FlagSet: fs, out: out}
-}
-
-// Parse parses args; see flagSet.
-func (f *flagSet) Parse(args []string) error {
-	err := f.FlagSet.Parse(args)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, flag.ErrHelp):
-		f.PrintHelp()
-		return err
+	msg := &strings.Builder{}
+	fs.SetOutput(msg) // the flag package writes a failure's message here, then calls Usage
+	fs.Usage = func() {
+		if m := strings.TrimSpace(msg.String()); m != "" {
+			flagErrors.Store(m, name)
+			msg.Reset()
+			return
+		}
+		printFlagHelp(fs, out) // -h
 	}
-	return usagef("%v (%s -h lists the flags)", err, f.Name())
+	return fs
 }
 
-// PrintHelp prints the command's lines of the usage and its flags.
-func (f *flagSet) PrintHelp() {
-	fmt.Fprintf(f.out, "usage:\n%s", commandUsage(f.Name()))
+// flagErrors maps the message of every flag-parsing failure to its command's name.
+var flagErrors sync.Map
+
+// flagError reports whether err is (or wraps) a flag-parsing failure, and whose.
+func flagError(err error) (string, bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if name, ok := flagErrors.Load(e.Error()); ok {
+			return name.(string), true
+		}
+	}
+	return "", false
+}
+
+// printFlagHelp prints the command's lines of the usage and its flags.
+func printFlagHelp(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, "usage:\n%s", commandUsage(fs.Name()))
 	n := 0
-	f.VisitAll(func(*flag.Flag) { n++ })
+	fs.VisitAll(func(*flag.Flag) { n++ })
 	if n == 0 {
 		return
 	}
 	var defaults strings.Builder
-	f.SetOutput(&defaults)
-	f.PrintDefaults()
-	f.SetOutput(io.Discard)
+	saved := fs.Output()
+	fs.SetOutput(&defaults)
+	fs.PrintDefaults()
+	fs.SetOutput(saved)
 	// The flag package shows -flag; fidolab's docs and usage write --flag (both are accepted).
-	fmt.Fprint(f.out, "\nflags:\n"+strings.ReplaceAll("\n"+defaults.String(), "\n  -", "\n  --")[1:])
+	fmt.Fprint(out, "\nflags:\n"+strings.ReplaceAll("\n"+defaults.String(), "\n  -", "\n  --")[1:])
 }
 
 // commandUsage returns the lines of the usage that describe command ("fidolab run", or "fidolab

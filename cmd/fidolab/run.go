@@ -47,7 +47,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	ascii := fs.Bool("ascii", false, "plain ASCII output (no box drawing or check marks)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	list := fs.Bool("list", false, "list the selected cases without running them")
-	tf := addTraceFlags(fs.FlagSet)
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fidolab serve", stderr)
 	personaRef := fs.String("persona", "", "persona name or YAML file (default: the state file's, else \"default\")")
 	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
-	stateKey := stateKeyFlag(fs.FlagSet)
+	stateKey := stateKeyFlag(fs)
 	transport := fs.String("transport", "socket", "how the key is exposed: "+transportNames())
 	listen := fs.String("listen", "", "unix:PATH or tcp:HOST:PORT (default: socket unix:fidolab.sock, usbredir unix:fidolab-usbredir.sock, usbip tcp:127.0.0.1:3240)")
 	allowRemote := fs.Bool("allow-remote", false, "allow --listen on a non-loopback TCP address (anyone reaching it can use the key)")
@@ -32,8 +32,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
-	dev := deviceFlags(fs.FlagSet)
-	tf := addTraceFlags(fs.FlagSet)
+	dev := deviceFlags(fs)
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

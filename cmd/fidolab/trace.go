@@ -48,7 +48,7 @@ func cmdTrace(args []string, stdout, stderr io.Writer) error {
 
 // parseInterspersed parses flags that may come before or after the positional arguments
 // ("trace import EVENTS -o TRACE"), and returns the positional ones.
-func parseInterspersed(fs *flagSet, args []string) ([]string, error) {
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
