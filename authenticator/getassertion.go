@@ -38,6 +38,11 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	if req.Extensions != nil {
+		if err := checkKeyEncoding(hmacSecretKey(req.Extensions.HMACSecret)); err != nil {
+			return nil, err
+		}
+	}
 	ac := assertionCtx{rpID: req.RPID, rpIDHash: sha256.Sum256([]byte(req.RPID)), clientDataHash: req.ClientDataHash, up: true}
 	hasParam, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, ac.rpID)
 	if err != nil {

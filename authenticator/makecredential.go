@@ -76,6 +76,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, r *request) (any, er
 	if err != nil {
 		return nil, err
 	}
+	if req.Extensions != nil {
+		if err := checkKeyEncoding(hmacSecretKey(req.Extensions.HMACSecretMC)); err != nil {
+			return nil, err
+		}
+	}
 	m := &mcState{rpID: req.RP.ID, rpIDHash: sha256.Sum256([]byte(req.RP.ID))}
 	if _, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, m.rpID); err != nil {
 		return nil, err

@@ -29,9 +29,9 @@ type ClientPINRequest struct {
 	PinUvAuthProtocol *uint64         `cbor:"1,keyasint,omitempty"`
 	SubCommand        *uint64         `cbor:"2,keyasint,omitempty"`
 	KeyAgreement      cbor.RawMessage `cbor:"3,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
-	NewPinEnc         []byte          `cbor:"5,keyasint,omitempty"`
-	PinHashEnc        []byte          `cbor:"6,keyasint,omitempty"`
+	PinUvAuthParam    Bytes           `cbor:"4,keyasint,omitempty"`
+	NewPinEnc         Bytes           `cbor:"5,keyasint,omitempty"`
+	PinHashEnc        Bytes           `cbor:"6,keyasint,omitempty"`
 	Permissions       *uint64         `cbor:"9,keyasint,omitempty"`
 	RPID              *string         `cbor:"10,keyasint,omitempty"`
 }

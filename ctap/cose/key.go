@@ -214,7 +214,7 @@ func coordLabel(m map[int64]cbor.RawMessage, label int64, name string, dst *[Coo
 	if isNull(raw) {
 		return newError(ctap.ErrCBORUnexpectedType, name+" is null")
 	}
-	var b []byte
+	var b ctap.Bytes // a byte string only: an array of small integers is not a coordinate
 	if err := decMode.Unmarshal(raw, &b); err != nil {
 		return decodeError(name, err)
 	}

@@ -151,6 +151,15 @@ func validMap(k Key) map[int]any {
 	return map[int]any{1: int64(k.Type), 3: int64(k.Alg), -1: int64(k.Curve), -2: k.X[:], -3: k.Y[:]}
 }
 
+// bytesAsArray is b as a CBOR array of integers instead of a byte string.
+func bytesAsArray(b []byte) []int {
+	a := make([]int, len(b))
+	for i, x := range b {
+		a[i] = int(x)
+	}
+	return a
+}
+
 func TestUnmarshalErrors(t *testing.T) {
 	t.Parallel()
 	k := fixedKey(t, AlgECDHESHKDF256)
@@ -192,6 +201,10 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"x as text", with(-2, "0123456789abcdef0123456789abcdef"), ctap.ErrCBORUnexpectedType},
 		{"text with invalid UTF-8", with(-2, string(k.X[:])), ctap.ErrInvalidCBOR},
 		{"y as bool", with(-3, true), ctap.ErrCBORUnexpectedType},
+		// An array of 32 small integers decodes into a []byte with a lax decoder (issue 9 item 13).
+		{"x as array of bytes", with(-2, bytesAsArray(k.X[:])), ctap.ErrCBORUnexpectedType},
+		{"y as array of bytes", with(-3, bytesAsArray(k.Y[:])), ctap.ErrCBORUnexpectedType},
+		{"x as map", with(-2, map[int]int{1: 2}), ctap.ErrCBORUnexpectedType},
 		{"y null", with(-3, cbor.RawMessage{0xf6}), ctap.ErrCBORUnexpectedType},
 		{"x short", with(-2, k.X[1:]), ctap.ErrInvalidParameter},
 		{"x long", with(-2, append([]byte{0}, k.X[:]...)), ctap.ErrInvalidParameter},
