@@ -136,6 +136,11 @@ func (a *Authenticator) pinGetRetries() (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !pin.Set && !a.p.Quirks.PINRetriesWithoutPIN {
+		// What current keys answer (YubiKey 5.x; python-fido2 2.x's tests/device/test_clientpin.py
+		// expects it after a reset); CTAP 2.1 §6.5.5.2 is silent on a key without a PIN.
+		return nil, ctap.Errorf(ctap.ErrPINNotSet, "getPINRetries: no PIN set")
+	}
 	resp := &ctap.ClientPINResponse{PINRetries: ctap.Uint(uint64(pin.Retries))}
 	if a.p.Has(ctap.VersionFIDO21) { // powerCycleState is new in 2.1; a 2.0 key never sends it
 		a.mu.Lock()

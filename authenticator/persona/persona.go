@@ -95,9 +95,10 @@ type HID struct {
 	Wink         bool   `yaml:"wink"`
 }
 
-// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst
-// and ResetWindowSeconds are the firmware's behaviour; NoKeepalive and ProcessingDelayMs are the
-// initial values of a running key's knobs (emulator.Knobs), which the control API may change.
+// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst,
+// ResetWindowSeconds and PINRetriesWithoutPIN are the firmware's behaviour; NoKeepalive and
+// ProcessingDelayMs are the initial values of a running key's knobs (emulator.Knobs), which the
+// control API may change.
 type Quirks struct {
 	// OldestFirst returns discoverable credentials oldest first instead of newest first.
 	OldestFirst bool `yaml:"oldestFirst"`
@@ -109,6 +110,11 @@ type Quirks struct {
 	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element): the
 	// processingDelayMs knob starts at it.
 	ProcessingDelayMs int `yaml:"processingDelayMs"`
+	// PINRetriesWithoutPIN answers getPINRetries on a key without a PIN with the retry counter
+	// (8), as OpenSK, trussed's fido-authenticator (Solo 2, Nitrokey 3), pico-fido and SoloKeys
+	// Solo 1 do. Without it the key answers CTAP2_ERR_PIN_NOT_SET, as current YubiKey firmware
+	// does and python-fido2 2.x's device tests expect (docs/personas.md).
+	PINRetriesWithoutPIN bool `yaml:"pinRetriesWithoutPin"`
 }
 
 // AAGUID is a 16-byte authenticator model identifier, written in YAML as a UUID string.
