@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/fidolab/fidolab/ctap"
-	"github.com/fidolab/fidolab/ctap/cose"
 )
 
 // uvModalityFingerprint is USER_VERIFY_FINGERPRINT_INTERNAL (FIDO Registry §3.1).
@@ -146,7 +145,7 @@ func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 // supportsAlg reports whether the persona offers COSE algorithm alg.
 func (a *Authenticator) supportsAlg(alg int64) bool {
 	for _, x := range a.p.Algorithms {
-		if int64(x) == alg && (alg == int64(cose.AlgES256) || alg == int64(cose.AlgEdDSA)) {
+		if int64(x) == alg && secretLen(x) > 0 {
 			return true
 		}
 	}

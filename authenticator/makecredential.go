@@ -273,7 +273,7 @@ func (a *Authenticator) createCredential(req *ctap.MakeCredentialRequest, m *mcS
 	var sealedBlob []byte
 	if !m.rk && ext.credBlob != nil {
 		// A non-resident credential carries its credBlob inside its ID, if it fits.
-		if credIDBaseLen+len(ext.credBlob) <= a.p.MaxCredentialIDLength {
+		if credIDLen(m.alg)+len(ext.credBlob) <= a.p.MaxCredentialIDLength {
 			sealedBlob = ext.credBlob
 		} else {
 			ext.credBlob = nil

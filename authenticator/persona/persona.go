@@ -150,6 +150,30 @@ func (a *AAGUID) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler.
 func (a AAGUID) MarshalYAML() (any, error) { return a.String(), nil }
 
+// RSACredentialIDLength is the size of an RS256 or PS256 credential ID: the key's two 1024-bit
+// primes sealed with a 14-byte header and a 16-byte tag (package authenticator's format).
+const RSACredentialIDLength = 286
+
+// algorithmNames are the COSE algorithms a persona may offer (IANA COSE registry), in the order
+// supportedAlgorithms lists them.
+var algorithmNames = map[int]string{-7: "ES256", -8: "EdDSA", -35: "ES384", -36: "ES512", -257: "RS256", -37: "PS256"}
+
+// AlgorithmName is the COSE name of algorithm alg (ES256 for -7), or its number.
+func AlgorithmName(alg int) string {
+	if n, ok := algorithmNames[alg]; ok {
+		return n
+	}
+	return fmt.Sprint(alg)
+}
+
+func supportedAlgorithms() string {
+	var s []string
+	for _, a := range []int{-7, -8, -35, -36, -257, -37} {
+		s = append(s, fmt.Sprintf("%s %d", algorithmNames[a], a))
+	}
+	return strings.Join(s, ", ")
+}
+
 // Has reports whether the persona advertises version v.
 func (p *Persona) Has(v string) bool { return slices.Contains(p.Versions, v) }
 
@@ -176,9 +200,16 @@ func (p *Persona) Validate() error {
 		if len(p.Algorithms) == 0 {
 			bad("no algorithms")
 		}
-		for _, a := range p.Algorithms {
-			if a != -7 && a != -8 {
-				bad("algorithm %d not supported (ES256 -7, EdDSA -8)", a)
+		for i, a := range p.Algorithms {
+			if _, ok := algorithmNames[a]; !ok {
+				bad("algorithm %d not supported (%s)", a, supportedAlgorithms())
+			}
+			if slices.Contains(p.Algorithms[:i], a) {
+				bad("algorithm %d listed twice", a)
+			}
+			if (a == -257 || a == -37) && p.MaxCredentialIDLength < RSACredentialIDLength {
+				bad("%s credentials carry their 2048-bit key in the credential ID: maxCredentialIdLength %d, want at least %d",
+					AlgorithmName(a), p.MaxCredentialIDLength, RSACredentialIDLength)
 			}
 		}
 		for _, v := range p.PinUvAuthProtocols {
