@@ -18,10 +18,10 @@ import (
 const usage = `fidolab — a software FIDO2 security key and the lab around it
 
 usage:
-  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
+  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT][,token=FILE]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
   fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
-                  [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
+                  [--control 127.0.0.1:PORT [--control-token FILE]] [--user POLICY] [--log LEVEL]
   fidolab key     info|list|delete|reset --state FILE [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona

@@ -33,7 +33,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&reports, "report", "write a report; the extension picks the format: .xml (JUnit), .json, .html, .md (repeatable)")
 	filter := fs.String("filter", "", "select cases: id substring or glob, re:REGEX, tag:a,b, windows:EXPR, !TERM; terms are ANDed")
 	personaRef := fs.String("persona", "", "run every case on this persona (name or YAML file) instead of each scenario's own")
-	keySpec := fs.String("key", "", "run on this key instead of an in-process one: socket:PATH[,control=HOST:PORT]")
+	keySpec := fs.String("key", "", "run on this key instead of an in-process one: socket:PATH[,control=HOST:PORT|unix:PATH][,token=FILE]")
 	parallel := fs.Int("parallel", 0, "cases at once (default: number of CPUs; an external key runs one at a time)")
 	ascii := fs.Bool("ascii", false, "plain ASCII output (no box drawing or check marks)")
 	quiet := fs.Bool("quiet", false, "no progress display")

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/fidolab/fidolab/authenticator/control"
 	"github.com/fidolab/fidolab/authenticator/emulator"
@@ -26,6 +23,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	transport := fs.String("transport", "socket", "how the key is exposed: socket")
 	listen := fs.String("listen", "unix:fidolab.sock", "socket address: unix:PATH or tcp:127.0.0.1:PORT")
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
+	ctlToken := fs.String("control-token", "", "file with the control API's bearer token (also env "+controlTokenEnv+"); requests without it get 401")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +50,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if *transport != "socket" {
 		return usagef("--transport %q: only socket is available", *transport)
 	}
+	ctlOpts, err := controlOptions(*ctl, *ctlToken)
+	if err != nil {
+		return err
+	}
 	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger})
 	if err != nil {
 		return err
@@ -76,14 +78,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: control.Handler(k), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := srv.Serve(cl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := control.Serve(ctx, cl, k, ctlOpts); err != nil {
 				errc <- err
 			}
 		}()
-		defer srv.Close()
-		fmt.Fprintf(stderr, "fidolab: control API on http://%s/\n", cl.Addr())
+		auth := ""
+		if ctlOpts.Token != nil {
+			auth = " (Authorization: Bearer token required)"
+		}
+		fmt.Fprintf(stderr, "fidolab: control API on http://%s/%s\n", cl.Addr(), auth)
 	}
 	where := "in memory"
 	if *state != "" {
@@ -99,4 +103,27 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// controlTokenEnv names the control API's token file when --control-token is not given.
+const controlTokenEnv = "FIDOLAB_CONTROL_TOKEN_FILE"
+
+// controlOptions reads the control API's token (--control-token, else the environment) before
+// anything is created, so a bad token file leaves no state file behind.
+func controlOptions(addr, tokenFile string) (control.Options, error) {
+	var o control.Options
+	if tokenFile == "" {
+		tokenFile = os.Getenv(controlTokenEnv)
+	} else if addr == "" {
+		return o, usagef("--control-token needs --control")
+	}
+	if tokenFile == "" || addr == "" {
+		return o, nil
+	}
+	tok, err := control.ReadTokenFile(tokenFile)
+	if err != nil {
+		return o, err
+	}
+	o.Token = tok
+	return o, nil
 }

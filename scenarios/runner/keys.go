@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/clock"
+	"github.com/fidolab/fidolab/authenticator/control"
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/signer"
@@ -168,7 +170,9 @@ func (cs *conns) closeAll() {
 
 // External is a key outside the process reached over a report socket: spec is
 // "socket:PATH", "socket:unix:PATH" or "socket:tcp:HOST:PORT", optionally followed by
-// ",control=HOST:PORT" naming the key's control API (fidolab serve --control) for replugging.
+// ",control=HOST:PORT" (or ",control=unix:PATH") naming the key's control API (fidolab serve
+// --control) for replugging, and ",token=FILE" when that API wants a bearer token
+// (fidolab serve --control-token FILE).
 // Every case uses the same key, so cases run one after another and the runner resets the key
 // between them (replug, then authenticatorReset within the power-up window).
 func External(spec string) (KeyFactory, error) {
@@ -180,19 +184,36 @@ func External(spec string) (KeyFactory, error) {
 	if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
 		addr = "unix:" + addr
 	}
-	f := &externalFactory{spec: spec, addr: addr}
-	if opt != "" {
-		ctl, ok := strings.CutPrefix(opt, "control=")
-		if !ok || ctl == "" {
-			return nil, fmt.Errorf("key %q: unknown option %q (want control=HOST:PORT)", spec, opt)
+	f := &externalFactory{spec: spec, addr: addr, http: http.DefaultClient}
+	for o := range strings.SplitSeq(opt, ",") {
+		name, val, _ := strings.Cut(o, "=")
+		switch {
+		case o == "":
+		case name == "control" && val != "":
+			f.control = val
+		case name == "token" && val != "":
+			tok, err := control.ReadTokenFile(val)
+			if err != nil {
+				return nil, fmt.Errorf("key %q: %w", spec, err)
+			}
+			f.token = string(tok)
+		default:
+			return nil, fmt.Errorf("key %q: unknown option %q (want control=HOST:PORT or token=FILE)", spec, o)
 		}
-		f.control = ctl
+	}
+	if path, ok := strings.CutPrefix(f.control, "unix:"); ok {
+		f.control = "localhost" // the Host the API accepts on its unix socket
+		f.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}
 	}
 	return f, nil
 }
 
 type externalFactory struct {
 	spec, addr, control string
+	token               string // control API bearer token, "" for none
+	http                *http.Client
 }
 
 func (f *externalFactory) Open(ctx context.Context, _ *catalog.Scenario) (Key, error) {
@@ -245,7 +266,10 @@ func (k *externalKey) Replug(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		if k.f.token != "" {
+			req.Header.Set("Authorization", "Bearer "+k.f.token)
+		}
+		resp, err := k.f.http.Do(req)
 		if err != nil {
 			return fmt.Errorf("key %s: replug: %w", k.f.spec, err)
 		}
