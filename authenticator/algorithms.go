@@ -26,28 +26,57 @@ import (
 // Hello use.
 const rsaBits = 2048
 
-// Algorithm codes in bits 5-7 of a credential ID's meta byte; 0 is ES256 or (with metaEdDSA)
-// EdDSA, as before the field existed.
+// A credential ID's meta byte names the key's family in bits 6-7: 0 is ES256, or EdDSA with
+// metaEdDSA (as before the field existed, so older IDs still open); 1 ES384; 2 ES512; 3 RSA, with
+// metaEdDSA's bit meaning PSS (PS256) rather than PKCS#1 v1.5 (RS256). Bit 5 is the CTAP 2.2
+// thirdPartyPayment flag (ctap22.go).
 const (
-	metaAlgShift = 5
-	metaAlg      = 0x07 << metaAlgShift
+	metaAlgShift = 6
+	metaAlg      = 0x03 << metaAlgShift
+	metaVariant  = metaEdDSA // EdDSA in family 0, PSS in family 3
+
+	familyES384 = 1
+	familyES512 = 2
+	familyRSA   = 3
 )
 
-var algMetaCode = map[cose.Algorithm]byte{cose.AlgES384: 1, cose.AlgES512: 2, cose.AlgRS256: 3, cose.AlgPS256: 4}
+// algMeta is the meta bits that name alg (ES256: none; EdDSA's own bit is set by credMeta).
+func algMeta(alg cose.Algorithm) byte {
+	switch alg {
+	case cose.AlgES384:
+		return familyES384 << metaAlgShift
+	case cose.AlgES512:
+		return familyES512 << metaAlgShift
+	case cose.AlgRS256:
+		return familyRSA << metaAlgShift
+	case cose.AlgPS256:
+		return familyRSA<<metaAlgShift | metaVariant
+	}
+	return 0
+}
 
-// algFromMeta is the algorithm a credential ID's meta byte names, 0 for an unknown code.
+// algFromMeta is the algorithm a credential ID's meta byte names, 0 for none.
 func algFromMeta(meta byte) int {
-	code := (meta & metaAlg) >> metaAlgShift
-	if code == 0 {
-		if meta&metaEdDSA != 0 {
+	variant := meta&metaVariant != 0
+	switch (meta & metaAlg) >> metaAlgShift {
+	case 0:
+		if variant {
 			return int(cose.AlgEdDSA)
 		}
 		return int(cose.AlgES256)
-	}
-	for alg, c := range algMetaCode {
-		if c == code {
-			return int(alg)
+	case familyES384:
+		if !variant {
+			return int(cose.AlgES384)
 		}
+	case familyES512:
+		if !variant {
+			return int(cose.AlgES512)
+		}
+	case familyRSA:
+		if variant {
+			return int(cose.AlgPS256)
+		}
+		return int(cose.AlgRS256)
 	}
 	return 0
 }

@@ -107,9 +107,12 @@ func TestAlgorithmIDsAreBound(t *testing.T) {
 	k := newTestKey(t, "default", algPersona(-35, -7, -8))
 	for _, alg := range []int64{-35, -7, -8} {
 		c := k.coreMake(withAlg(makeCredReq("bound.example", []byte("u"), false), alg))
-		for _, code := range []byte{0, 1, 2, 3, 4, 5, 7} {
+		for code := range byte(8) { // the family bits and the variant bit
 			id := bytes.Clone(c.id)
-			id[1] = id[1]&^metaAlg | code<<metaAlgShift
+			id[1] = id[1]&^(metaAlg|metaVariant) | (code>>1)<<metaAlgShift
+			if code&1 != 0 {
+				id[1] |= metaVariant
+			}
 			if bytes.Equal(id, c.id) {
 				continue
 			}

@@ -40,7 +40,7 @@ const (
 	metaEdDSA       = 0x04
 	metaHMACSecret  = 0x08
 	metaResident    = 0x10
-	metaKnown       = metaCredProtect | metaEdDSA | metaHMACSecret | metaResident | metaAlg // metaAlg: algorithms.go
+	metaKnown       = metaCredProtect | metaEdDSA | metaHMACSecret | metaResident | metaAlg | metaThirdPartyPayment // algorithms.go, ctap22.go
 )
 
 // Labels of the keys derived from the master secret (HKDF-SHA-256 info strings).
@@ -358,7 +358,7 @@ func credMeta(alg int, credProtect uint8, hmacSecret, resident bool) byte {
 	if cose.Algorithm(alg) == cose.AlgEdDSA {
 		m |= metaEdDSA
 	}
-	m |= algMetaCode[cose.Algorithm(alg)] << metaAlgShift
+	m |= algMeta(cose.Algorithm(alg))
 	if hmacSecret {
 		m |= metaHMACSecret
 	}

@@ -21,6 +21,8 @@ type assertionCtx struct {
 	clientDataHash []byte
 	up, uv         bool
 	ext            gaExtensions
+	// thirdPartyPayment: the request asked for the thirdPartyPayment output (ctap22.go).
+	thirdPartyPayment bool
 }
 
 // assertionQueue is the rest of a getAssertion without allowList, for getNextAssertion. It
@@ -97,6 +99,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if len(creds) == 0 {
 		return nil, ctap.Errorf(ctap.ErrNoCredentials, "no credential for %s", ac.rpID)
 	}
+	ac.thirdPartyPayment = a.wantsThirdPartyPayment(req.Extensions)
 	if ac.ext, err = a.parseGAExtensions(req.Extensions); err != nil {
 		return nil, err
 	}
@@ -242,6 +245,9 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	}
 	if ac.ext.credBlob {
 		exts[extCredBlob] = append([]byte{}, c.blob...)
+	}
+	if ac.thirdPartyPayment {
+		exts[extThirdPartyPayment] = isThirdPartyPayment(c.id)
 	}
 	ad, err := a.newAuthData(ac.rpIDHash, exts)
 	if err != nil {

@@ -94,6 +94,9 @@ func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 		if p.MakeCredUVNotRqd {
 			opts["makeCredUvNotRqd"] = !s.alwaysUV
 		}
+		if p.PerCredMgmtRO {
+			opts["perCredMgmtRO"] = true // CTAP 2.2 §6.4
+		}
 	}
 	gi := &ctap.GetInfoResponse{
 		Versions:                 p.Versions,
@@ -131,6 +134,17 @@ func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 	if p.BuiltInUV {
 		gi.UVModality = uvModalityFingerprint
 		gi.PreferredPlatformUVAttempts = 3
+	}
+	// CTAP 2.2 §6.4 members 0x18, 0x1A, 0x1B, 0x1C: present only on a persona that has them.
+	if p.LongTouchForReset {
+		gi.LongTouchForReset = ctap.Bool(true)
+	}
+	gi.TransportsForReset = p.TransportsForReset
+	if p.PinComplexityPolicy {
+		gi.PinComplexityPolicy = ctap.Bool(true)
+		if p.PinComplexityPolicyURL != "" {
+			gi.PinComplexityPolicyURL = []byte(p.PinComplexityPolicyURL)
+		}
 	}
 	if p.ResidentKeys {
 		n, err := a.st.CountResident()

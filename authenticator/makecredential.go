@@ -279,7 +279,8 @@ func (a *Authenticator) createCredential(req *ctap.MakeCredentialRequest, m *mcS
 			ext.credBlob = nil
 		}
 	}
-	id, err := a.sealCredentialID(m.rpIDHash[:], credMeta(m.alg, ext.credProtect, ext.hmacSecret, m.rk), secret, sealedBlob)
+	meta := credMeta(m.alg, ext.credProtect, ext.hmacSecret, m.rk) | a.thirdPartyPaymentMeta(req.Extensions)
+	id, err := a.sealCredentialID(m.rpIDHash[:], meta, secret, sealedBlob)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,10 @@ const (
 	PermBioEnrollment        = 0x08
 	PermLargeBlobWrite       = 0x10
 	PermAuthenticatorConfig  = 0x20
+	// PermPersistentCredMgmtRO (pcmr, CTAP 2.2 §6.5.5.7) grants read-only credential management
+	// through a persistent pinUvAuthToken, on keys with the perCredMgmtRO option. It is 0x40;
+	// 0x20 is acfg.
+	PermPersistentCredMgmtRO = 0x40
 )
 
 // ClientPINRequest is authenticatorClientPIN's parameter map.

@@ -60,4 +60,5 @@ type CredentialManagementResponse struct {
 	TotalCredentials                             *uint64               `cbor:"9,keyasint,omitempty"`
 	CredProtect                                  *uint64               `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                                 []byte                `cbor:"11,keyasint,omitempty"`
+	ThirdPartyPayment                            *bool                 `cbor:"12,keyasint,omitempty"` // CTAP 2.2
 }

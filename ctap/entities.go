@@ -61,6 +61,9 @@ type MakeCredentialExtensions struct {
 	CredBlob     Bytes            `cbor:"credBlob,omitempty"`
 	LargeBlobKey *bool            `cbor:"largeBlobKey,omitempty"`
 	MinPINLength *bool            `cbor:"minPinLength,omitempty"`
+	// ThirdPartyPayment marks the credential as usable for Secure Payment Confirmation by
+	// another origin (CTAP 2.2 thirdPartyPayment extension).
+	ThirdPartyPayment *bool `cbor:"thirdPartyPayment,omitempty"`
 }
 
 // GetAssertionExtensions are the extension inputs a key understands at getAssertion.
@@ -68,6 +71,8 @@ type GetAssertionExtensions struct {
 	HMACSecret   *HMACSecretInput `cbor:"hmac-secret,omitempty"`
 	CredBlob     *bool            `cbor:"credBlob,omitempty"`
 	LargeBlobKey *bool            `cbor:"largeBlobKey,omitempty"`
+	// ThirdPartyPayment asks whether the credential was made for third-party payment.
+	ThirdPartyPayment *bool `cbor:"thirdPartyPayment,omitempty"`
 }
 
 // CredProtect levels (CTAP 2.1 §12.1).

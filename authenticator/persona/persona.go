@@ -54,6 +54,14 @@ type Persona struct {
 	MakeCredUVNotRqd bool `yaml:"makeCredUvNotRqd"`
 	Selection        bool `yaml:"selection"`
 
+	// CTAP 2.2 features (CTAP 2.2 §6.4 authenticatorGetInfo); CTAP 2.2 defines no version string,
+	// so a persona with them lists FIDO_2_1. thirdPartyPayment is an extension (Extensions).
+	PerCredMgmtRO          bool     `yaml:"perCredMgmtRO"`          // persistent pinUvAuthToken (pcmr): read-only credMgmt across power cycles
+	LongTouchForReset      bool     `yaml:"longTouchForReset"`      // authenticatorReset needs the key held, not a tap
+	TransportsForReset     []string `yaml:"transportsForReset"`     // transports authenticatorReset is accepted over
+	PinComplexityPolicy    bool     `yaml:"pinComplexityPolicy"`    // setPIN/changePIN refuse trivial PINs
+	PinComplexityPolicyURL string   `yaml:"pinComplexityPolicyURL"` // where the policy is explained
+
 	MaxMsgSize                  int `yaml:"maxMsgSize"`
 	MaxCredentialCountInList    int `yaml:"maxCredentialCountInList"`
 	MaxCredentialIDLength       int `yaml:"maxCredentialIdLength"`
@@ -150,6 +158,46 @@ func (a *AAGUID) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler.
 func (a AAGUID) MarshalYAML() (any, error) { return a.String(), nil }
 
+// resetTransports are the AuthenticatorTransport values transportsForReset may list.
+var resetTransports = []string{"usb", "nfc", "ble", "smart-card", "hybrid", "internal"}
+
+// validateCTAP22 checks the CTAP 2.2 features: each needs FIDO_2_1, perCredMgmtRO needs the
+// credential management it makes read-only and a PIN to obtain it with, and a key served over USB
+// must accept reset over USB when it lists transportsForReset at all.
+func (p *Persona) validateCTAP22(bad func(string, ...any)) {
+	v21 := p.Has("FIDO_2_1")
+	need21 := func(what string, on bool) {
+		if on && !v21 {
+			bad("%s needs versions to include FIDO_2_1 (CTAP 2.2 has no version string of its own)", what)
+		}
+	}
+	need21("perCredMgmtRO", p.PerCredMgmtRO)
+	need21("longTouchForReset", p.LongTouchForReset)
+	need21("transportsForReset", len(p.TransportsForReset) > 0)
+	need21("pinComplexityPolicy", p.PinComplexityPolicy)
+	need21("the thirdPartyPayment extension", p.HasExtension("thirdPartyPayment"))
+	if p.PerCredMgmtRO && (!p.CredMgmt || !p.ClientPIN) {
+		bad("perCredMgmtRO needs credMgmt and clientPin")
+	}
+	for i, t := range p.TransportsForReset {
+		if !slices.Contains(resetTransports, t) {
+			bad("transportsForReset: %q is not one of %s", t, strings.Join(resetTransports, ", "))
+		}
+		if slices.Contains(p.TransportsForReset[:i], t) {
+			bad("transportsForReset: %q listed twice", t)
+		}
+	}
+	if len(p.TransportsForReset) > 0 && !slices.Contains(p.TransportsForReset, "usb") {
+		bad("transportsForReset must include usb: fidolab keys are reached over USB HID")
+	}
+	if p.PinComplexityPolicyURL != "" && !p.PinComplexityPolicy {
+		bad("pinComplexityPolicyURL without pinComplexityPolicy")
+	}
+	if len(p.PinComplexityPolicyURL) > 256 {
+		bad("pinComplexityPolicyURL longer than 256 bytes")
+	}
+}
+
 // RSACredentialIDLength is the size of an RS256 or PS256 credential ID: the key's two 1024-bit
 // primes sealed with a 14-byte header and a 16-byte tag (package authenticator's format).
 const RSACredentialIDLength = 286
@@ -229,6 +277,7 @@ func (p *Persona) Validate() error {
 		if p.MinPINLength < 4 || p.MinPINLength > 63 {
 			bad("minPinLength %d outside 4..63", p.MinPINLength)
 		}
+		p.validateCTAP22(bad)
 	}
 	if d := p.Quirks.ProcessingDelayMs; d < 0 || d > 600_000 {
 		bad("quirks.processingDelayMs %d outside 0..600000", d)

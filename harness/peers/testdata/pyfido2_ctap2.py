@@ -19,7 +19,8 @@ from pyfido2_peer import Fail, Unsupported, check, err_name, expect_ctap_error, 
 
 P = ClientPin.PERMISSION
 E = CtapError.ERR
-PIN1, PIN2, PIN3 = "12345678", "87654321", "24681357"
+# Not trivial: the ctap22 persona enforces a PIN complexity policy ("12345678" is refused).
+PIN1, PIN2, PIN3 = "fidolab-pin-1", "fidolab-pin-2", "24681357"
 ORIGIN, RP = "https://example.com", "example.com"
 # CTAP 2.1 names 0x36 PUAT_REQUIRED; python-fido2 0.9.1 still calls it PIN_REQUIRED.
 PUAT_REQUIRED = E.PIN_REQUIRED
