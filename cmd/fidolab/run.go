@@ -9,8 +9,11 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/report"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -38,6 +41,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	ascii := fs.Bool("ascii", false, "plain ASCII output (no box drawing or check marks)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	list := fs.Bool("list", false, "list the selected cases without running them")
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,9 +82,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			prog.Update(done, total, c)
 		}
 	}
+	rec, endTrace, err := tf.open("fidolab run", stderr)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		transport, endpoint := "inproc", "in-process key"
+		if *keySpec != "" {
+			transport, endpoint = "socket", *keySpec
+		}
+		opts.WrapConn = func(label string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn {
+			return rec.Conn(c, trace.Source{Transport: transport, Endpoint: endpoint, Case: label, Now: now})
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	run, err := runner.Run(ctx, cat, opts)
+	if terr := endTrace(); err == nil && terr != nil {
+		err = terr
+	}
 	if prog != nil {
 		prog.Finish()
 	}

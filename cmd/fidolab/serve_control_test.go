@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -116,4 +118,50 @@ func TestServeControlRefusals(t *testing.T) {
 		require.Contains(t, string(out), tc.msg)
 		require.NoFileExists(t, state, "nothing is created before the options are checked")
 	}
+}
+
+// TestServeControlUnixSocket: --control unix:PATH serves the API on a socket only its owner can
+// use (mode 0600 from the start, package listener), never over another live one.
+func TestServeControlUnixSocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctlPath := filepath.Join(dir, "control.sock")
+	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncBuffer{}}
+	s.cmd = exec.Command(fidolabBinary(t), "serve", "--listen", "unix:"+s.sock, "--control", "unix:"+ctlPath,
+		"--control-token", tokenFile(t, "unix-token-0123456789", 0o600))
+	s.cmd.Stderr = s.stderr
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.stderr.String(), "fidolab: serving") {
+		require.True(t, time.Now().Before(deadline), "serve did not start: %s", s.stderr.String())
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Contains(t, s.stderr.String(), "control API on unix:"+ctlPath)
+	fi, err := os.Stat(ctlPath)
+	require.NoError(t, err)
+	require.Equal(t, os.ModeSocket, fi.Mode().Type())
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", ctlPath)
+	}}}
+	get := func(header map[string]string) int {
+		req, err := http.NewRequest("GET", "http://localhost/usb0/touch/on", nil)
+		require.NoError(t, err)
+		for h, v := range header {
+			req.Header.Set(h, v)
+		}
+		resp, err := cl.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, get(nil))
+	require.Equal(t, http.StatusOK, get(map[string]string{"Authorization": "Bearer unix-token-0123456789"}))
+
+	out, err := exec.Command(fidolabBinary(t), "serve", "--listen", "unix:"+filepath.Join(dir, "other.sock"), "--control", "unix:"+ctlPath).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "in use by another control API")
+	require.Equal(t, http.StatusOK, get(map[string]string{"Authorization": "Bearer unix-token-0123456789"}), "the first key keeps its API")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/clock"
@@ -138,6 +139,8 @@ type Device struct {
 	lockUntil time.Time
 
 	unpowered bool // unplugged: reports from hosts go nowhere
+
+	tap atomic.Pointer[tapBox] // observes new ports (tap.go)
 }
 
 // NewDevice returns a Device that serves h.

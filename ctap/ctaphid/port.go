@@ -25,6 +25,7 @@ type outMsg struct {
 type Port struct {
 	d   *Device
 	out func(report []byte, at time.Time)
+	tap PortTap // nil unless the device has a tap (tap.go)
 
 	qmu     sync.Mutex
 	cond    *sync.Cond
@@ -54,7 +55,7 @@ func (d *Device) Open(out func(report []byte)) *Port {
 // key stayed silent (a keepalive every 100 ms, or one response 1.5 s after the request) without
 // any wall time passing.
 func (d *Device) OpenTimed(out func(report []byte, at time.Time)) *Port {
-	p := &Port{d: d, out: out, exited: make(chan struct{})}
+	p := &Port{d: d, out: out, exited: make(chan struct{}), tap: d.openTap()}
 	p.write = p.writeReport
 	p.cond = sync.NewCond(&p.qmu)
 	go p.writer()
@@ -65,6 +66,7 @@ func (d *Device) OpenTimed(out func(report []byte, at time.Time)) *Port {
 // 65-byte write with a leading report ID included) is dropped without an answer, as a USB HID device
 // never sees such a transfer. Input does not block on the handler or on output.
 func (p *Port) Input(report []byte) {
+	p.tapInput(report)
 	if len(report) != ReportSize {
 		return
 	}
@@ -96,6 +98,7 @@ func (p *Port) Close() {
 	p.qmu.Unlock()
 	p.d.portClosed(p)
 	<-p.exited
+	p.tapClosed()
 }
 
 func (p *Port) send(cid uint32, cmd byte, payload []byte) {
@@ -149,6 +152,7 @@ func (p *Port) writeReport(r []byte) error {
 	if closed {
 		return errPortClosed
 	}
+	p.tapOutput(r)
 	p.out(r, p.writeAt)
 	return nil
 }

@@ -112,8 +112,15 @@ func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
 // Advance moves the key's clock forward (host.Clock).
 func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 
+// Now reads the key's clock (for the times of a trace).
+func (k *inprocKey) Now() time.Time { return k.clock.Now() }
+
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
+
+func (k *inprocKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	k.conns.setConnWrapper(f)
+}
 
 func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
 	return k.conns.open(ctx, k.Connect(), rec)
@@ -139,12 +146,27 @@ func (k *inprocKey) Close() error {
 type conns struct {
 	mu   sync.Mutex
 	live []ctaphid.ReportConn
+	wrap func(ctaphid.ReportConn) ctaphid.ReportConn // Options.WrapConn, bound to the case
+}
+
+// connWrapping keys let the runner wrap the host connections they open (Options.WrapConn).
+type connWrapping interface {
+	setConnWrapper(func(ctaphid.ReportConn) ctaphid.ReportConn)
+}
+
+func (cs *conns) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	cs.mu.Lock()
+	cs.wrap = f
+	cs.mu.Unlock()
 }
 
 // open keeps conn and returns a CTAP client on it with a fresh channel; rec, when non-nil, sees
 // every exchange.
 func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange)) (*client.Client, error) {
 	cs.mu.Lock()
+	if cs.wrap != nil {
+		conn = cs.wrap(conn)
+	}
 	cs.live = append(cs.live, conn)
 	cs.mu.Unlock()
 	hid := ctaphid.NewClient(conn)
@@ -240,6 +262,10 @@ func (f *externalFactory) Close() error     { return nil }
 type externalKey struct {
 	f     *externalFactory
 	conns conns
+}
+
+func (k *externalKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	k.conns.setConnWrapper(f)
 }
 
 func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {

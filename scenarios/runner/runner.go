@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/clock"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -39,6 +40,10 @@ type Options struct {
 	// without a clock of its own (an external key); nil means the wall clock. In-process keys
 	// have their own virtual clocks.
 	Clock clock.Clock
+	// WrapConn, when set, wraps every host connection a case opens to its key, with the case's
+	// label ("id@version") and the key's clock (nil for a key without one): fidolab run --trace
+	// records through it.
+	WrapConn func(caseLabel string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
@@ -176,6 +181,14 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 		return rc
 	}
 	defer inner.Close()
+	if w, ok := inner.(connWrapping); ok && opts.WrapConn != nil {
+		label := c.ID + "@" + c.Version.Name
+		var now func() time.Time
+		if kc, ok := inner.(interface{ Now() time.Time }); ok {
+			now = kc.Now
+		}
+		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
+	}
 	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
