@@ -24,12 +24,44 @@ func (b *Bytes) UnmarshalCBOR(data []byte) error {
 		}
 		return &DecodeError{Status: ErrCBORUnexpectedType, Err: fmt.Errorf("%s where a byte string belongs", majorTypeName(data[0]))}
 	}
-	var raw []byte
-	if err := decMode.Unmarshal(data, &raw); err != nil {
-		return &DecodeError{Status: statusForCBOR(err), Err: err}
+	// The library hands over one whole, well-formed data item; its head is read here rather than
+	// by a second Unmarshal, which would cost the request path an allocation per field.
+	n, off, ok := byteStringHead(data)
+	if !ok || uint64(len(data)-off) != n {
+		return &DecodeError{Status: ErrInvalidCBOR, Err: fmt.Errorf("malformed byte string")}
 	}
-	*b = raw
+	out := make([]byte, len(data)-off) // non-nil when empty: a zero-length pinUvAuthParam is a probe
+	copy(out, data[off:])
+	*b = out
 	return nil
+}
+
+// byteStringHead decodes the head of a definite-length byte string: its length and where its
+// content starts. ok is false for an indefinite length (forbidden in CTAP) or a reserved value.
+func byteStringHead(data []byte) (n uint64, off int, ok bool) {
+	ai := data[0] & 0x1f
+	size := 0
+	switch {
+	case ai < 24:
+		return uint64(ai), 1, true
+	case ai == 24:
+		size = 1
+	case ai == 25:
+		size = 2
+	case ai == 26:
+		size = 4
+	case ai == 27:
+		size = 8
+	default:
+		return 0, 0, false
+	}
+	if len(data) < 1+size {
+		return 0, 0, false
+	}
+	for _, c := range data[1 : 1+size] {
+		n = n<<8 | uint64(c)
+	}
+	return n, 1 + size, true
 }
 
 // majorTypeName names the CBOR data item that starts with initial byte ib, for error messages.

@@ -186,10 +186,11 @@ func TestNullParameterMap(t *testing.T) {
 	require.Equal(t, ErrCBORUnexpectedType, StatusOf(err))
 }
 
-// TestBytesStillDecodeAndEncode: the stricter type changes nothing for a byte string.
+// TestBytesStillDecodeAndEncode: the stricter type changes nothing for a byte string, whatever
+// the size of its head (1, 2, 3 and 5 bytes).
 func TestBytesStillDecodeAndEncode(t *testing.T) {
 	t.Parallel()
-	for _, n := range []int{0, 1, 23, 24, 255, 256, 1023} {
+	for _, n := range []int{0, 1, 23, 24, 255, 256, 1023, 65535, 65536} {
 		in := make([]byte, n)
 		for i := range in {
 			in[i] = byte(i)
@@ -201,8 +202,23 @@ func TestBytesStillDecodeAndEncode(t *testing.T) {
 		}
 		require.NoError(t, Unmarshal(b, &out))
 		require.Equal(t, in, []byte(out.B))
+		require.NotNil(t, out.B, "an empty byte string is present, not absent (the zero-length pinUvAuthParam probe)")
 		again, err := Marshal(map[int]any{1: out.B})
 		require.NoError(t, err)
 		require.Equal(t, b, again, "Bytes encodes as a byte string")
 	}
+}
+
+// TestBytesMalformedHead: Bytes.UnmarshalCBOR refuses heads the library would never hand it
+// (it validates first), so a change in the library cannot turn one into a wrong length.
+func TestBytesMalformedHead(t *testing.T) {
+	t.Parallel()
+	for _, in := range [][]byte{{0x5f, 0x41, 0x00, 0xff}, {0x5c}, {0x59, 0x00}, {0x42, 0x00}, {0x41, 0x00, 0x00}, {}} {
+		var b Bytes
+		require.Equal(t, ErrInvalidCBOR, StatusOf(b.UnmarshalCBOR(in)), "%x", in)
+		require.Nil(t, b)
+	}
+	var b Bytes
+	require.NoError(t, b.UnmarshalCBOR([]byte{0x5a, 0, 0, 0, 2, 7, 8}))
+	require.Equal(t, []byte{7, 8}, []byte(b))
 }
