@@ -136,7 +136,7 @@ func ReadTokenFile(path string) ([]byte, error) {
 	clear(b)
 	switch {
 	case len(tok) < minTokenLen:
-		return nil, fmt.Errorf("control token %s: %d bytes, at least %d (e.g. head -c 32 /dev/urandom | base64 > %s)", path, len(tok), minTokenLen, path)
+		return nil, fmt.Errorf("control token %s: %d bytes, at least %d (e.g. (umask 077; head -c 32 /dev/urandom | base64 > %s))", path, len(tok), minTokenLen, path)
 	case len(tok) > maxTokenLen:
 		return nil, fmt.Errorf("control token %s: %d bytes, at most %d", path, len(tok), maxTokenLen)
 	case strings.ContainsAny(string(tok), " \t\r\n"):
