@@ -6,6 +6,7 @@
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
 //	fidolab trace    show, export (pcapng) or import (Windows event logs) traces
+//	fidolab devices  list the FIDO keys plugged into this machine (hidraw, or libusb with -tags gousb)
 package main
 
 import (
@@ -19,8 +20,9 @@ import (
 const usage = `fidolab — a software FIDO2 security key and the lab around it
 
 usage:
-  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT][,token=FILE]]
+  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key KEY [--destructive]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
+                  KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT|unix:PATH][,token=FILE]
                   [--trace FILE [--trace-secrets]]
   fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket|usbredir|usbip|uhid|gadget]
                   [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT [--control-token FILE]]
@@ -30,6 +32,7 @@ usage:
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
+  fidolab devices [--json] [--all] [--usb]                     list the FIDO keys plugged in, with their --key
   fidolab help
 
 Run "fidolab COMMAND -h" for a command's flags.
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompat(args[1:], stdout, stderr)
 	case "trace":
 		err = cmdTrace(args[1:], stdout, stderr)
+	case "devices":
+		err = cmdDevices(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

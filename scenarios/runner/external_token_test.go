@@ -55,5 +55,7 @@ func TestExternalKeyControlToken(t *testing.T) {
 	}
 	_, err = External("socket:" + sock + ",control=" + tcp.Addr().String() + ",token=" + filepath.Join(dir, "absent"))
 	require.Error(t, err, "a token file that cannot be read is an error up front")
+	_, err = External("socket:" + sock + ",token=" + tokFile)
+	require.ErrorContains(t, err, "token= is for the control API")
 	require.True(t, k.Plugged())
 }
