@@ -152,7 +152,19 @@ func (k *Key) Connect() ctaphid.ReportConn { return inproc.Connect(k.Device) }
 
 // SetPlugged unplugs (false) or replugs (true) the key: unplugging drops every channel and request;
 // replugging is a power-up, so the PIN power-cycle counter clears and the reset window restarts.
+// Only a change is a change: plugging in a key that is plugged in does nothing, so it cannot lift
+// PIN_AUTH_BLOCKED without the off→on cycle a real key needs (issue 9 item 3).
 func (k *Key) SetPlugged(on bool) error {
+	k.set.Lock()
+	defer k.set.Unlock()
+	return k.setPlugged(on)
+}
+
+// setPlugged is SetPlugged with k.set held.
+func (k *Key) setPlugged(on bool) error {
+	if on == k.Device.Powered() {
+		return nil
+	}
 	k.Device.SetPowered(on)
 	var err error
 	if on {

@@ -13,7 +13,7 @@ var knownVersions = []string{"U2F_V2", "FIDO_2_0", "FIDO_2_1_PRE", "FIDO_2_1"}
 
 // KnownExtensions are the extensions the authenticator implements; a persona may advertise only
 // these. A new extension is added here when package authenticator implements it.
-var KnownExtensions = []string{"credProtect", "hmac-secret", "hmac-secret-mc", "credBlob", "largeBlobKey", "minPinLength"}
+var KnownExtensions = []string{"credProtect", "hmac-secret", "hmac-secret-mc", "credBlob", "largeBlobKey", "minPinLength", "thirdPartyPayment"}
 
 // combinationProblems finds features a persona turns on without what they need: what getInfo
 // would advertise and what the key would answer must agree, as on a real key. Each rule says how

@@ -29,10 +29,10 @@ const usage = `fidolab — a software FIDO2 security key and the lab around it
 usage:
   fidolab run     [--filter EXPR [--allow-empty]] [--catalog DIR]... [--persona NAME|FILE | --key KEY [--destructive]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
-                  KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT]
+                  KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT|unix:PATH][,token=FILE]
                   [--trace FILE [--trace-secrets]]
   fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket|usbredir|usbip|uhid|gadget]
-                  [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT]
+                  [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT [--control-token FILE]]
                   [--user POLICY] [--log LEVEL] [--trace FILE [--trace-secrets]]
                   [--uhid /dev/uhid] [--udc NAME] [--configfs DIR] [--gadget-name NAME]   (uhid, gadget: Linux)
   fidolab key     info|list|delete|reset|seal --state FILE [--state-key-file FILE] [--json] ...

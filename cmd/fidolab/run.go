@@ -40,7 +40,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	allowEmpty := fs.Bool("allow-empty", false, "accept a selection of no case (without it, a --filter that selects nothing is an error: a typo must not pass)")
 	personaRef := fs.String("persona", "", "run every case on this persona (name or YAML file) instead of each scenario's own")
 	keySpec := fs.String("key", "", "run on this key instead of an in-process one: hidraw:/dev/hidrawN, usb:VID:PID[:SERIAL] "+
-		"or socket:PATH, each with an optional ,control=HOST:PORT (a socket key needs it)")
+		"or socket:PATH, each with an optional ,control=HOST:PORT (or unix:PATH; a socket key needs it) and ,token=FILE for a control API with a token")
 	destructive := fs.Bool("destructive", false, "allow erasing a --key that is not empty (PIN, credentials); "+
 		"without it such a key is refused, or you are asked on a terminal")
 	parallel := fs.Int("parallel", 0, "cases at once (default: number of CPUs; an external key runs one at a time)")
