@@ -44,6 +44,10 @@ type Options struct {
 	// label ("id@version") and the key's clock (nil for a key without one): fidolab run --trace
 	// records through it.
 	WrapConn func(caseLabel string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn
+	// Mark, when set, is told what each case does, in order: "set-up: register alice", "step 2:
+	// reset-key", "key replugged" (fidolab run --trace writes them into the trace, where replay
+	// and trace scenario read them).
+	Mark func(caseLabel, text string)
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
@@ -190,6 +194,10 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
 	}
 	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
+	if opts.Mark != nil {
+		label := c.ID + "@" + c.Version.Name
+		key.mark = func(text string) { opts.Mark(label, text) }
+	}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
 	}
@@ -212,6 +220,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	defer h.Close()
 	for i, st := range c.Steps {
 		exp, _ := st.Expected(c.Version) // the loader guarantees an outcome for every version
+		key.markf("step %d: %s", i+1, st.Action.Name)
 		s := do(ctx, h, key, st.Action, exp, "")
 		rc.Steps = append(rc.Steps, s)
 		if s.Verdict == result.Error {
@@ -249,6 +258,7 @@ func setUp(ctx context.Context, c catalog.Case, t host.Target, key *recKey, rc *
 			result.Outcome{Kind: host.KindRegistered, Account: acc}})
 	}
 	for _, x := range acts {
+		key.markf("set-up: %s %s", x.a.Name, x.a.Account)
 		s := do(ctx, ref, key, x.a, x.exp, detail)
 		rc.Steps = append(rc.Steps, s)
 		if s.Verdict != result.Pass {
