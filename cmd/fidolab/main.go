@@ -6,6 +6,7 @@
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
 //	fidolab trace    show, export (pcapng) or import (Windows event logs) traces
+//	fidolab replay   replay a trace against a key, or serve a key answering as the recorded one
 package main
 
 import (
@@ -30,6 +31,8 @@ usage:
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
+  fidolab replay  TRACE --key KEY [--pin PIN] [--case LABEL] [--all] [--json]   replay a trace, compare the answers
+  fidolab replay  TRACE --as-key [--transport T --listen ADDR] [--pin PIN]       serve a key answering as the recorded one
   fidolab help
 
 Run "fidolab COMMAND -h" for a command's flags.
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompat(args[1:], stdout, stderr)
 	case "trace":
 		err = cmdTrace(args[1:], stdout, stderr)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -73,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errCasesFailed):
+	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent):
 		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", args[0], err)

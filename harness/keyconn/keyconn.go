@@ -123,6 +123,8 @@ type EmulatedOptions struct {
 	User user.Policy
 	// Intercept wraps the authenticator (emulator.Options.Intercept).
 	Intercept func(ctaphid.Handler) ctaphid.Handler
+	// Clock is the key's virtual clock; nil makes one starting now.
+	Clock *clock.Virtual
 }
 
 // NewEmulated opens a fresh in-memory key of persona p.
@@ -130,7 +132,10 @@ func NewEmulated(p *persona.Persona, o *EmulatedOptions) (*Emulated, error) {
 	if o == nil {
 		o = &EmulatedOptions{}
 	}
-	e := &Emulated{clock: clock.NewVirtual(clock.Real{}.Now()), sig: o.Signer}
+	e := &Emulated{clock: o.Clock, sig: o.Signer}
+	if e.clock == nil {
+		e.clock = clock.NewVirtual(clock.Real{}.Now())
+	}
 	if e.sig == nil {
 		e.sig, e.own = signer.New(), true
 	}

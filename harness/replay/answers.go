@@ -94,7 +94,7 @@ func (s *session) answerClientPIN(st *Step, p *prepared, rm, gm map[any]any, o *
 	if _, ok := get(gm, 1); ok {
 		rk, _ := get(rm, 1)
 		gk, _ := get(gm, 1)
-		if k, ok := compareCOSE("1 (keyAgreement)", rk, gk, o); ok {
+		if k, ok := compareCOSE("1", rk, gk, o); ok {
 			v, have := getUint(mustMap(st.Request), 1)
 			proto, err := protocolOf(v, have, nil)
 			if err == nil {
@@ -104,14 +104,14 @@ func (s *session) answerClientPIN(st *Step, p *prepared, rm, gm map[any]any, o *
 	}
 	rt, gt := getBytes(rm, 2), getBytes(gm, 2)
 	if (rt == nil) != (gt == nil) || len(rt) != len(gt) {
-		o.diff("2 (pinUvAuthToken)", lenOf(rt), lenOf(gt), "")
+		o.diff("2", lenOf(rt), lenOf(gt), "")
 	}
 	if gt == nil || p.pin == nil {
 		return
 	}
 	tok, err := p.pin.proto.Decrypt(p.pin.secret, gt)
 	if err != nil || (len(tok) != pinuv.TokenSize && (p.pin.proto.Version() != 1 || len(tok) != 16)) {
-		o.diff("2 (pinUvAuthToken)", "a token encrypted for the host", "does not decrypt to a token", "")
+		o.diff("2", "a token encrypted for the host", "does not decrypt to a token", "")
 		s.tok, s.tokWhy = nil, fmt.Sprintf("step #%d's token did not decrypt", st.Index)
 		return
 	}
@@ -128,7 +128,7 @@ func mustMap(req []byte) map[any]any {
 }
 
 func (s *session) answerMakeCredential(p *prepared, rm, gm map[any]any, o *outcome) {
-	ga, credID := s.compareAuthData("2 (authData)", getBytes(rm, 2), getBytes(gm, 2), nil, p, o)
+	ga, credID := s.compareAuthData("2", getBytes(rm, 2), getBytes(gm, 2), nil, p, o)
 	if ga == nil {
 		return
 	}
@@ -139,17 +139,17 @@ func (s *session) answerMakeCredential(p *prepared, rm, gm map[any]any, o *outco
 	// The statement's members: the same ones, the same algorithm, as many certificates.
 	for _, k := range sortedKeys(ra) {
 		if _, ok := get(ga3, normKey(k)); !ok {
-			o.diff("3 (attStmt)."+keyName(k), "present", "(absent)", "")
+			o.diff("3."+keyName(k), "present", "(absent)", "")
 		}
 	}
 	for _, k := range sortedKeys(ga3) {
 		if _, ok := get(ra, normKey(k)); !ok && ra != nil {
-			o.diff("3 (attStmt)."+keyName(k), "(absent)", "present", "")
+			o.diff("3."+keyName(k), "(absent)", "present", "")
 		}
 	}
 	if rv, ok := get(ra, "alg"); ok {
 		if gv, _ := get(ga3, "alg"); !equal(rv, gv) {
-			o.diff("3 (attStmt).alg", show(rv), show(gv), "")
+			o.diff("3.alg", show(rv), show(gv), "")
 		}
 	}
 	rx, _ := get(ra, "x5c")
@@ -157,14 +157,14 @@ func (s *session) answerMakeCredential(p *prepared, rm, gm map[any]any, o *outco
 	rl, _ := rx.([]any)
 	gl, _ := gx.([]any)
 	if len(rl) != len(gl) {
-		o.diff("3 (attStmt).x5c", fmt.Sprintf("%d certificates", len(rl)), fmt.Sprintf("%d certificates", len(gl)), "")
+		o.diff("3.x5c", fmt.Sprintf("%d certificates", len(rl)), fmt.Sprintf("%d certificates", len(gl)), "")
 	}
 	var pub *cose.Key
 	if k, ok := s.pub[hex.EncodeToString(credID)]; ok {
 		pub = &k
 	}
 	if err := verifyAttestation(fmtName, ga3, getBytes(gm, 2), cdh, ga, pub); err != nil {
-		o.diff("3 (attStmt)", "a statement that verifies", err.Error(), "")
+		o.diff("3", "a statement that verifies", err.Error(), "")
 	} else if fmtName != ctap.FormatNone {
 		o.check("attestation verified (" + fmtName + ")")
 	}
@@ -198,7 +198,7 @@ func (s *session) answerAssertion(st *Step, p *prepared, rm, gm map[any]any, o *
 	if u := getMap(gm, 4); u != nil && gid != nil {
 		s.users[hex.EncodeToString(getBytes(u, "id"))] = gid
 	}
-	ad, _ := s.compareAuthData("2 (authData)", getBytes(rm, 2), getBytes(gm, 2), gid, p, o)
+	ad, _ := s.compareAuthData("2", getBytes(rm, 2), getBytes(gm, 2), gid, p, o)
 	if ad == nil {
 		return
 	}
@@ -208,7 +208,7 @@ func (s *session) answerAssertion(st *Step, p *prepared, rm, gm map[any]any, o *
 	case !ok:
 		o.note("signature not verified: the credential's public key is unknown to the replay (it was made before the trace)")
 	case pub.Verify(append(bytes.Clone(getBytes(gm, 2)), cdh...), sig) != nil:
-		o.diff("3 (signature)", "a signature that verifies", "does not verify with the credential's public key", "")
+		o.diff("3", "a signature that verifies", "does not verify with the credential's public key", "")
 	default:
 		o.check("signature verified with the credential's public key")
 	}

@@ -21,6 +21,9 @@ type Plan struct {
 	Groups []*Group
 	// Sources are the trace's source records by number.
 	Sources map[int]*trace.Record
+	// Events are the trace's event records (an imported event log's device, process and error
+	// events).
+	Events []*trace.Record
 	// Ignored counts exchange records that are not host requests (an answer with no request, a
 	// keepalive nobody asked for): nothing to replay.
 	Ignored int
@@ -69,6 +72,10 @@ type Step struct {
 	// Cancelled is set when the host cancelled the request; Error is the recorder's note.
 	Cancelled bool
 	Error     string
+	// Keepalives is how many CTAPHID_KEEPALIVE the recorded key sent while it worked on the
+	// request, KeepaliveStatus the last one's status.
+	Keepalives      int
+	KeepaliveStatus string
 	// Replug marks a step that is no exchange: the recorded key was unplugged and plugged in
 	// again here (a power-up).
 	Replug bool
@@ -133,6 +140,9 @@ func ReadPlan(r io.Reader) (*Plan, error) {
 		case trace.TypeSource:
 			p.Sources[rec.Src] = rec
 			continue
+		case trace.TypeEvent:
+			p.Events = append(p.Events, rec)
+			continue
 		case trace.TypeMark:
 			label := ""
 			if byCase {
@@ -182,6 +192,7 @@ func ReadPlan(r io.Reader) (*Plan, error) {
 	if n == 0 {
 		return nil, errors.New("the trace has no host requests to replay")
 	}
+	p.renumber()
 	return p, nil
 }
 
@@ -191,7 +202,8 @@ func stepOf(rec *trace.Record) (*Step, bool) {
 	if m == nil || m.Hex == nil {
 		return nil, false
 	}
-	st := &Step{Src: rec.Src, N: rec.N, T: rec.T, Response: rec.Response, Cancelled: rec.Cancelled, Error: rec.Error}
+	st := &Step{Src: rec.Src, N: rec.N, T: rec.T, Response: rec.Response, Cancelled: rec.Cancelled, Error: rec.Error,
+		Keepalives: rec.Keepalives, KeepaliveStatus: rec.KeepaliveStatus}
 	st.Request, _ = m.Payload()
 	st.Redacted = m.Hex.Redacted
 	switch {
@@ -238,6 +250,12 @@ func (p *Plan) Select(sel string) error {
 		return fmt.Errorf("--case %q matches none of the trace's cases: %s", sel, strings.Join(labels, ", "))
 	}
 	p.Groups = kept
+	p.renumber()
+	return nil
+}
+
+// renumber numbers the steps in the order they are replayed: group by group.
+func (p *Plan) renumber() {
 	n := 0
 	for _, g := range p.Groups {
 		for _, s := range g.Steps {
@@ -245,7 +263,6 @@ func (p *Plan) Select(sel string) error {
 			s.Index = n
 		}
 	}
-	return nil
 }
 
 // Steps counts the plan's steps.

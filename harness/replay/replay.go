@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fidolab/fidolab/ctap"
@@ -294,6 +295,11 @@ func (gr *groupRun) step(ctx context.Context, st *Step) *StepResult {
 	o := gr.send(ctx, hid, st, p, sr)
 	if sr.Verdict != "" {
 		return sr
+	}
+	for i := range o.diffs {
+		if f := o.diffs[i].Field; st.HID == ctaphid.CmdCBOR && f != "" && f[0] >= '0' && f[0] <= '9' {
+			o.diffs[i].Field = trace.MemberName(st.Cmd, true, strings.Split(f, "."))
+		}
 	}
 	sr.Diffs, sr.Checks = o.diffs, o.checks
 	sr.Notes = append(sr.Notes, o.notes...)

@@ -74,6 +74,9 @@ func WriteText(w io.Writer, r *Result, o TextOptions) error {
 }
 
 func stepName(s *StepResult) string {
+	if s.Src == 0 && s.N == 0 {
+		return fmt.Sprintf("#%d [trace line %d] %s", s.Index, s.Line, s.Command)
+	}
 	return fmt.Sprintf("#%d [src %d #%d, trace line %d] %s", s.Index, s.Src, s.N, s.Line, s.Command)
 }
 
