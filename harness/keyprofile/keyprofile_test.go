@@ -24,7 +24,7 @@ func profileOf(t *testing.T, p *persona.Persona) *Profile {
 	require.NoError(t, err)
 	hid := p.HID
 	return &Profile{Info: info, HID: &hid, U2F: p.U2F, Name: p.Name, Description: p.Description,
-		Device: &DeviceInfo{init.Major, init.Minor, init.Build, init.Capabilities},
+		Device:      &DeviceInfo{init.Major, init.Minor, init.Build, init.Capabilities},
 		Attestation: p.Attestation, Subject: &p.AttestationSubject, ResidentCapacity: p.ResidentCapacity,
 		MaxFingerprints: p.MaxFingerprints, EnrollSamples: p.EnrollSamples, Algorithms: p.Algorithms,
 		QuirksKnown: []string{"oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs"}}
