@@ -7,6 +7,7 @@
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
 //	fidolab trace    show, export (pcapng) or import (Windows event logs) traces
 //	fidolab replay   replay a trace against a key, or serve a key answering as the recorded one
+//	fidolab devices  list the FIDO keys plugged into this machine (hidraw, or libusb with -tags gousb)
 package main
 
 import (
@@ -20,8 +21,9 @@ import (
 const usage = `fidolab — a software FIDO2 security key and the lab around it
 
 usage:
-  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
+  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key KEY [--destructive]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
+                  KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT]
                   [--trace FILE [--trace-secrets]]
   fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket|usbredir|usbip|uhid|gadget]
                   [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT]
@@ -33,6 +35,7 @@ usage:
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
   fidolab replay  TRACE --key KEY [--pin PIN] [--case LABEL] [--all] [--json]   replay a trace, compare the answers
   fidolab replay  TRACE --as-key [--transport T --listen ADDR] [--pin PIN]       serve a key answering as the recorded one
+  fidolab devices [--json] [--all] [--usb]                     list the FIDO keys plugged in, with their --key
   fidolab help
 
 Run "fidolab COMMAND -h" for a command's flags.
@@ -66,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTrace(args[1:], stdout, stderr)
 	case "replay":
 		err = cmdReplay(args[1:], stdout, stderr)
+	case "devices":
+		err = cmdDevices(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -48,7 +48,13 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Error     *junitProblem `xml:"error,omitempty"`
 	Failure   *junitProblem `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+// junitSkipped is a testcase not run on purpose; message says why.
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitProblem struct {
@@ -97,6 +103,9 @@ func JUnit(w io.Writer, r *result.Run) error {
 			case result.KeyIncompatible:
 				tc.Failure = &junitProblem{Type: "key-incompatible", Message: failureMessage(c), Text: failureText(c)}
 				suite.Failures++
+			case result.Skipped:
+				tc.Skipped = &junitSkipped{Message: oneLine(c.Error)}
+				suite.Skipped++
 			default:
 				msg := oneLine(c.Error)
 				if msg == "" {

@@ -6,6 +6,7 @@ package runner
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -120,6 +121,23 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		}
 	}
 
+	// A key from outside is inspected first: one that is not empty is erased only with permission,
+	// and a refusal skips every case with the reason instead of failing each on its own.
+	if pf, ok := opts.Keys.(interface{ Preflight(context.Context) error }); ok {
+		if err := pf.Preflight(ctx); err != nil {
+			var skip *SkipError
+			if !errors.As(err, &skip) {
+				return nil, err
+			}
+			for i := range cases {
+				run.Cases[i] = newCase(cases[i])
+				run.Cases[i].Verdict, run.Cases[i].Error = result.Skipped, skip.Reason
+			}
+			run.Duration = opts.Clock.Now().Sub(run.Started)
+			return run, nil
+		}
+	}
+
 	var (
 		mu   sync.Mutex
 		done int
@@ -180,7 +198,12 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	defer cancel()
 
 	inner, err := opts.Keys.Open(ctx, c.Scenario)
-	if err != nil {
+	var skip *SkipError
+	switch {
+	case errors.As(err, &skip):
+		rc.Verdict, rc.Error = result.Skipped, skip.Reason
+		return rc
+	case err != nil:
 		rc.Verdict, rc.Error = result.Error, "key: "+err.Error()
 		return rc
 	}
@@ -193,6 +216,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 		}
 		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
 	}
+	defer skipIfKeySays(inner, rc)
 	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
 	if opts.Mark != nil {
 		label := c.ID + "@" + c.Version.Name
@@ -230,6 +254,16 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	}
 	judge(ctx, c, key, opts.Keys.Override() != "", rc)
 	return rc
+}
+
+// skipIfKeySays marks the case skipped when its key could not do what the case asked of it on
+// purpose (a replug with nobody to do it), whatever the steps then observed.
+func skipIfKeySays(k Key, rc *result.Case) {
+	if s, ok := k.(interface{ SkipReason() string }); ok {
+		if why := s.SkipReason(); why != "" {
+			rc.Verdict, rc.Error, rc.KeyCause = result.Skipped, why, ""
+		}
+	}
 }
 
 // setUp gives the key its PIN and registers the scenario's accounts, in order, through a host of
