@@ -26,6 +26,7 @@ import (
 	"github.com/fidolab/fidolab/harness/keyprofile"
 	"github.com/fidolab/fidolab/harness/replay"
 	"github.com/fidolab/fidolab/harness/trace"
+	"github.com/fidolab/fidolab/scenarios/runner"
 )
 
 // errDifferent makes `fidolab replay` exit 1 after the report said what differed.
@@ -72,7 +73,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if *asKey {
 		return serveAsKey(plan, pos[0], *pin, *timing, *personaOut, sv, tf, stderr)
 	}
-	keys, desc, err := openReplayKeys(*keySpec)
+	keys, desc, err := openReplayKeys(*keySpec, stderr)
 	if err != nil {
 		return err
 	}
@@ -120,8 +121,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 // openReplayKeys turns --key into the keys of a replay: a fresh emulated key per case for a
 // persona, the one key otherwise.
-func openReplayKeys(spec string) (replay.Keys, string, error) {
-	k, err := openKeySpec(spec)
+func openReplayKeys(spec string, stderr io.Writer) (replay.Keys, string, error) {
+	k, err := openKeySpec(spec, stderr)
 	if err != nil {
 		return nil, "", err
 	}
@@ -133,9 +134,21 @@ func openReplayKeys(spec string) (replay.Keys, string, error) {
 	return replay.One(k), k.Describe(), nil
 }
 
-// openKeySpec opens --key: persona: and socket: here, hidraw: and usb: through the real-key
-// transports.
-func openKeySpec(spec string) (keyconn.Key, error) {
+// openKeySpec opens --key: persona: and socket: through package keyconn; hidraw: and usb:
+// through the runner's real-key access (the same node finding, replug and inspection as fidolab
+// run --key), asking the person at the terminal, when there is one, to replug or touch the key.
+func openKeySpec(spec string, stderr io.Writer) (keyconn.Key, error) {
+	if strings.HasPrefix(spec, "hidraw:") || strings.HasPrefix(spec, "usb:") {
+		ko := runner.KeyOptions{PIN: os.Getenv("FIDOLAB_KEY_PIN")}
+		if a := newTermAsker(os.Stdin, stderr); a != nil {
+			ko.Ask = a
+		}
+		b, err := runner.Borrow(spec, ko)
+		if errors.Is(err, runner.ErrUsage) {
+			return nil, usagef("--key: %v", err)
+		}
+		return b, err
+	}
 	k, err := keyconn.Open(spec)
 	if errors.Is(err, keyconn.ErrUsage) {
 		return nil, usagef("--key: %v", err)

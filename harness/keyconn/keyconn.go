@@ -45,9 +45,9 @@ type Clocked interface {
 	Now() time.Time
 }
 
-// Identified is a key whose USB identity (IDs, strings, device version) is known.
+// Identified is a key that may know its USB identity (IDs, strings); ok is false when it does not.
 type Identified interface {
-	Identity() persona.HID
+	Identity() (hid persona.HID, ok bool)
 }
 
 // Client opens a connection, allocates a channel with CTAPHID_INIT and returns a CTAP client on it
@@ -171,7 +171,7 @@ func (e *Emulated) Advance(d time.Duration) { e.clock.Advance(d) }
 func (e *Emulated) Now() time.Time { return e.clock.Now() }
 
 // Identity is the persona's USB identity.
-func (e *Emulated) Identity() persona.HID { return e.Key.Persona.HID }
+func (e *Emulated) Identity() (persona.HID, bool) { return e.Key.Persona.HID, true }
 
 // Close closes the key.
 func (e *Emulated) Close() error {
@@ -228,13 +228,28 @@ func (s *Socket) Replug(ctx context.Context) error {
 	return nil
 }
 
-// CanReplug reports whether k can be replugged without a person.
+// CanReplug reports whether k can be replugged at all: by itself (an emulated key, a control API)
+// or by asking the person at the terminal (a real key, CanAskReplug).
 func CanReplug(k Key) bool {
 	switch r := k.(type) {
+	case interface{ CanAskReplug() bool }:
+		return r.CanAskReplug()
 	case *Socket:
 		return r.Control != ""
 	case Replugger:
 		return true
 	}
 	return false
+}
+
+// Unattended reports whether k can be replugged without a person.
+func Unattended(k Key) bool {
+	if r, ok := k.(interface{ CanReplug() bool }); ok {
+		return r.CanReplug()
+	}
+	if s, ok := k.(*Socket); ok {
+		return s.Control != ""
+	}
+	_, ok := k.(Replugger)
+	return ok
 }
