@@ -254,6 +254,13 @@ func (p *Plan) Select(sel string) error {
 	return nil
 }
 
+// Only returns the plan narrowed to group g (sharing its records).
+func (p *Plan) Only(g *Group) *Plan {
+	q := *p
+	q.Groups = []*Group{g}
+	return &q
+}
+
 // renumber numbers the steps in the order they are replayed: group by group.
 func (p *Plan) renumber() {
 	n := 0

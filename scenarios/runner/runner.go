@@ -244,8 +244,9 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	defer h.Close()
 	for i, st := range c.Steps {
 		exp, _ := st.Expected(c.Version) // the loader guarantees an outcome for every version
-		key.markf("step %d: %s", i+1, st.Action.Name)
+		key.markf("step %d: %s", i+1, markAction(st.Action))
 		s := do(ctx, h, key, st.Action, exp, "")
+		key.markf("step %d observed: %s", i+1, s.Observed)
 		rc.Steps = append(rc.Steps, s)
 		if s.Verdict == result.Error {
 			rc.Verdict, rc.Error = result.Error, fmt.Sprintf("step %d (%s): %s", i+1, st.Action.Name, strings.Join(s.Notes, "; "))
@@ -292,8 +293,9 @@ func setUp(ctx context.Context, c catalog.Case, t host.Target, key *recKey, rc *
 			result.Outcome{Kind: host.KindRegistered, Account: acc}})
 	}
 	for _, x := range acts {
-		key.markf("set-up: %s %s", x.a.Name, x.a.Account)
+		key.markf("set-up: %s", markAction(x.a))
 		s := do(ctx, ref, key, x.a, x.exp, detail)
+		key.markf("set-up observed: %s", s.Observed)
 		rc.Steps = append(rc.Steps, s)
 		if s.Verdict != result.Pass {
 			return fmt.Errorf("set-up %s %s: got %s", x.a.Name, x.a.Account, s.Observed)
@@ -321,6 +323,14 @@ func do(ctx context.Context, h host.Host, key *recKey, a host.Action, exp result
 		s.Verdict = result.Fail
 	}
 	return s
+}
+
+// markAction renders an action for a trace mark: its name, then its parameters without PINs.
+func markAction(a host.Action) string {
+	if d := describeAction(a, ""); d != "" {
+		return a.Name + " · " + d
+	}
+	return a.Name
 }
 
 // describeAction renders an action's parameters without its PINs.
