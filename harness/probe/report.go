@@ -1,0 +1,119 @@
+package probe
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteJSON writes the report as one JSON document (schemaVersion 1, docs/probe.md).
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+// ReadJSON reads a report WriteJSON wrote; a newer schema is refused.
+func ReadJSON(rd io.Reader) (*Report, error) {
+	dec := json.NewDecoder(io.LimitReader(rd, 64<<20))
+	dec.DisallowUnknownFields()
+	var r Report
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("probe report: %w", err)
+	}
+	if r.SchemaVersion < 1 || r.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("probe report: schemaVersion %d (this fidolab reads %d)", r.SchemaVersion, SchemaVersion)
+	}
+	for i, c := range r.Checks {
+		switch c.Status {
+		case Pass, Info, Warn, Fail, Skip:
+		default:
+			return nil, fmt.Errorf("probe report: check %d (%s): unknown status %q", i+1, c.ID, c.Status)
+		}
+	}
+	return &r, nil
+}
+
+var marks = map[Status]string{Pass: "✓", Info: "·", Warn: "!", Fail: "✗", Skip: "–"}
+var asciiMarks = map[Status]string{Pass: "ok", Info: "..", Warn: "!!", Fail: "XX", Skip: "--"}
+
+// TextOptions tune WriteText.
+type TextOptions struct {
+	ASCII bool
+	// Verbose shows what Windows needs for every check.
+	Verbose bool
+}
+
+// WriteText writes the report for a terminal.
+func WriteText(w io.Writer, r *Report, o TextOptions) error {
+	var b strings.Builder
+	m := marks
+	if o.ASCII {
+		m = asciiMarks
+	}
+	fmt.Fprintf(&b, "fidolab probe · %s\n", nonEmpty(r.Key.Spec, r.Key.Description))
+	var id []string
+	if r.Key.USB != "" {
+		id = append(id, "USB "+r.Key.USB)
+	}
+	if r.Key.Product != "" {
+		id = append(id, r.Key.Product)
+	}
+	if r.Key.AAGUID != "" {
+		id = append(id, "AAGUID "+r.Key.AAGUID)
+	}
+	if r.Key.Device != "" {
+		id = append(id, "device "+r.Key.Device)
+	}
+	if len(id) > 0 {
+		fmt.Fprintf(&b, "%s\n", strings.Join(id, " · "))
+	}
+	if !r.Destructive {
+		b.WriteString("not destructive: checks that reset the key, set a PIN or fill it were skipped (--destructive runs them)\n")
+	}
+	b.WriteString("\n")
+	for _, c := range r.Checks {
+		fmt.Fprintf(&b, "%s %-52s %s\n", m[c.Status], c.Title, nonEmpty(c.Observed, c.Skipped))
+		if o.Verbose && c.Need != "" {
+			fmt.Fprintf(&b, "     needs: %s\n", c.Need)
+		}
+		if c.Status != Skip || o.Verbose {
+			for _, d := range c.Details {
+				fmt.Fprintf(&b, "     %s\n", d)
+			}
+		}
+	}
+	if r.Catalog != nil {
+		cr := r.Catalog
+		fmt.Fprintf(&b, "\ncatalog on this key: %d cases: %d passed, %d failed, %d key-incompatible, %d skipped, %d errors\n",
+			cr.Total, cr.Passed, cr.Failed, cr.KeyIncompatible, cr.Skipped, cr.Errors)
+		if cr.Note != "" {
+			fmt.Fprintf(&b, "  %s\n", cr.Note)
+		}
+		shown := 0
+		for _, c := range cr.Cases {
+			if c.Verdict == "pass" || c.Verdict == "skipped" {
+				continue
+			}
+			if shown == 20 {
+				b.WriteString("  … (the HTML and JSON reports list every case)\n")
+				break
+			}
+			shown++
+			fmt.Fprintf(&b, "  %s %s@%s: %s\n", c.Verdict, c.ID, c.Version, c.Cause)
+		}
+	}
+	if r.Left != "" {
+		fmt.Fprintf(&b, "\nthe key: %s\n", r.Left)
+	}
+	fmt.Fprintf(&b, "%s: %s\n", strings.ToUpper(firstWord(r.Verdict)), r.Verdict)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func firstWord(s string) string {
+	w, _, _ := strings.Cut(s, " ")
+	return strings.TrimSuffix(w, ",")
+}
