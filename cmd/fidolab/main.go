@@ -7,6 +7,7 @@
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
 //	fidolab trace    show, export (pcapng) or import (Windows event logs) traces
 //	fidolab replay   replay a trace against a key, or serve a key answering as the recorded one
+//	fidolab probe    check a key against what Windows sign-in needs, run the catalog on it, mirror it as a persona
 //	fidolab devices  list the FIDO keys plugged into this machine (hidraw, or libusb with -tags gousb)
 package main
 
@@ -35,6 +36,8 @@ usage:
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
   fidolab replay  TRACE --key KEY [--pin PIN] [--case LABEL] [--all] [--json]   replay a trace, compare the answers
   fidolab replay  TRACE --as-key [--transport T --listen ADDR] [--pin PIN]       serve a key answering as the recorded one
+  fidolab probe   --key KEY | --persona NAME|FILE [--destructive] [--report FILE.html|.json]... [--persona-out FILE]
+                  a vendor key against what Windows sign-in needs, then the catalog on it   (docs/probe.md)
   fidolab devices [--json] [--all] [--usb]                     list the FIDO keys plugged in, with their --key
   fidolab help
 
@@ -69,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTrace(args[1:], stdout, stderr)
 	case "replay":
 		err = cmdReplay(args[1:], stdout, stderr)
+	case "probe":
+		err = cmdProbe(args[1:], stdout, stderr)
 	case "devices":
 		err = cmdDevices(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -83,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent):
+	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent), errors.Is(err, errIncompatible):
 		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", args[0], err)

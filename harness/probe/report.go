@@ -1,8 +1,10 @@
 package probe
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
 	"strings"
 )
@@ -117,3 +119,35 @@ func firstWord(s string) string {
 	w, _, _ := strings.Cut(s, " ")
 	return strings.TrimSuffix(w, ",")
 }
+
+//go:embed page.html.tmpl
+var pageTmpl string
+
+var page = template.Must(template.New("probe").Funcs(template.FuncMap{
+	"join": strings.Join,
+	"verdictClass": func(v string) string {
+		switch {
+		case strings.HasPrefix(v, "incompatible"):
+			return "fail"
+		case strings.Contains(v, "warnings") || strings.Contains(v, "skipped"):
+			return "warn"
+		}
+		return "pass"
+	},
+	"caseClass": func(v string) string {
+		switch v {
+		case "pass":
+			return "pass"
+		case "fail":
+			return "fail"
+		case "key-incompatible":
+			return "warn"
+		case "skipped":
+			return "skip"
+		}
+		return "info"
+	},
+}).Parse(pageTmpl))
+
+// WriteHTML writes the report as one self-contained HTML page.
+func WriteHTML(w io.Writer, r *Report) error { return page.Execute(w, r) }
