@@ -1,9 +1,6 @@
 package probe
 
 import (
-	"bytes"
-	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -21,18 +18,4 @@ func emulated(t *testing.T, p *persona.Persona) *keyconn.Emulated {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = k.Close() })
 	return k
-}
-
-func TestExploreProbe(t *testing.T) {
-	name := os.Getenv("PROBE_PERSONA")
-	if name == "" {
-		t.Skip()
-	}
-	p, err := persona.Load(name)
-	require.NoError(t, err)
-	r, _, err := Probe(context.Background(), emulated(t, p), Options{Spec: "persona:" + name, Destructive: os.Getenv("D") != "", Fill: true})
-	require.NoError(t, err)
-	var b bytes.Buffer
-	require.NoError(t, WriteText(&b, r, TextOptions{}))
-	t.Log("\n" + b.String())
 }
