@@ -99,6 +99,14 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 	}
 	if !*noCatalog {
 		rep.Catalog = probeCatalog(ctx, spec, p, o, *filter, catalogs, stderr, quiet)
+		// The runner leaves the last case's PIN and accounts on the key.
+		switch {
+		case p != nil:
+		case o.Destructive && rep.Catalog.Total > rep.Catalog.Skipped:
+			rep.Left = probe.Reset(ctx, k, o)
+		case rep.Catalog.Total > rep.Catalog.Skipped:
+			rep.Left = "the catalog ran on the key (it was empty) and its last case left a PIN and accounts on it"
+		}
 	}
 	if *personaOut != "" {
 		mirror, guesses := profile.Persona()

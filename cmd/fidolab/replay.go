@@ -97,7 +97,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if terr := endTrace(); err == nil && terr != nil {
 		err = terr
 	}
-	if err != nil && res == nil {
+	if err != nil && (res == nil || len(res.Steps) == 0) {
 		return err
 	}
 	w := bufio.NewWriter(stdout)

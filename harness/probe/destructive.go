@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/harness/keyconn"
@@ -369,6 +370,20 @@ func checkCapacity(ctx context.Context, s *session, c *Check) {
 	if reported != "" {
 		c.Details = append(c.Details, reported)
 	}
+}
+
+// Reset leaves a probed key empty after something else used it (the catalog run after the checks):
+// a replug, then authenticatorReset. It returns what the report's Left should say.
+func Reset(ctx context.Context, k keyconn.Key, o Options) string {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	s := &session{k: k, o: o}
+	took, err := s.resetAfter(ctx, 0)
+	if err != nil || !took {
+		return fmt.Sprintf("NOT reset after the catalog (%s): it holds what the last case left (a PIN, accounts); reset it from Settings › Manage or fidolab", errOrOK(err))
+	}
+	return "reset at the end: empty, no PIN"
 }
 
 // finish leaves the key as the report says: reset when a destructive check changed it.

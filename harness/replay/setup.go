@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -121,6 +122,17 @@ func (s *session) setUp(ctx context.Context, c *client.Client, pc Precondition, 
 			rps = append(rps, cr.RPID)
 		}
 		byRP[cr.RPID] = append(byRP[cr.RPID], cr)
+	}
+	// A key without a PIN gets its credentials first and its PIN last, as a fresh one does; a key
+	// that has one needs it (--pin) for a token per credential.
+	info, err := c.GetInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("set-up: getInfo: %w", err)
+	}
+	if has, _ := info.Option("clientPin"); !has {
+		s.pin = ""
+	} else if s.pin == "" && len(pc.Credentials) > 0 {
+		return nil, errors.New("set-up: the key has a PIN: give it with --pin to make the recorded key's credentials")
 	}
 	var tok *client.Token
 	for _, rp := range rps {
