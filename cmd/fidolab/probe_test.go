@@ -19,7 +19,7 @@ func TestProbeCommandPersona(t *testing.T) {
 		"--persona-out", pout, "--filter", "re:^(sign-in-lock-screen|offline-after) windows:11-24H2", "--ascii")
 	require.Equal(t, 1, code, "a key without hmac-secret is incompatible: %s", errOut)
 	require.Contains(t, out, "XX hmac-secret for offline sign-in")
-	require.Contains(t, out, "key-incompatible offline-after-online-sign-in@11-24H2")
+	require.Regexp(t, `key-incompatible ×\d+: no hmac-secret extension in getInfo`, out)
 	b, err := os.ReadFile(js)
 	require.NoError(t, err)
 	r, err := probe.ReadJSON(strings.NewReader(string(b)))

@@ -94,17 +94,36 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		if cr.Note != "" {
 			fmt.Fprintf(&b, "  %s\n", cr.Note)
 		}
-		shown := 0
+		// Cases failing for one cause are one line: a vendor reads causes, not 140 case names.
+		type group struct {
+			verdict, cause string
+			ids            []string
+		}
+		var groups []*group
+		byKey := map[string]*group{}
 		for _, c := range cr.Cases {
-			if c.Verdict == "pass" || c.Verdict == "skipped" {
+			if c.Verdict == "pass" || c.Verdict == "skipped" && cr.Skipped == cr.Total {
 				continue
 			}
-			if shown == 20 {
-				b.WriteString("  … (the HTML and JSON reports list every case)\n")
-				break
+			k := c.Verdict + "\x00" + c.Cause
+			g := byKey[k]
+			if g == nil {
+				g = &group{verdict: c.Verdict, cause: c.Cause}
+				byKey[k] = g
+				groups = append(groups, g)
 			}
-			shown++
-			fmt.Fprintf(&b, "  %s %s@%s: %s\n", c.Verdict, c.ID, c.Version, c.Cause)
+			g.ids = append(g.ids, c.ID+"@"+c.Version)
+		}
+		for _, g := range groups {
+			ids := g.ids
+			more := ""
+			if len(ids) > 3 {
+				ids, more = ids[:3], fmt.Sprintf(", … (%d more)", len(g.ids)-3)
+			}
+			fmt.Fprintf(&b, "  %s ×%d: %s\n      %s%s\n", g.verdict, len(g.ids), nonEmpty(g.cause, "(no cause given)"), strings.Join(ids, ", "), more)
+		}
+		if cr.Skipped > 0 && cr.Skipped == cr.Total && len(cr.Cases) > 0 {
+			fmt.Fprintf(&b, "  every case skipped: %s\n", cr.Cases[0].Cause)
 		}
 	}
 	if r.Left != "" {

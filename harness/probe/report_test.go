@@ -42,7 +42,7 @@ func TestReportFormats(t *testing.T) {
 		require.Contains(t, txt.String(), c.Title)
 	}
 	require.Contains(t, txt.String(), "not destructive")
-	require.Contains(t, txt.String(), "key-incompatible manage-change-pin@11-24H2: key lacks FIDO_2_1")
+	require.Contains(t, txt.String(), "key-incompatible ×1: key lacks FIDO_2_1\n      manage-change-pin@11-24H2")
 
 	for _, bad := range []string{`{"schemaVersion":2}`, `{"schemaVersion":1,"checks":[{"status":"great"}]}`, `{"schemaVersion":1,"x":1}`, `[`} {
 		_, err := ReadJSON(strings.NewReader(bad))
