@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/clock"
-	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/keyconn"
 	"github.com/fidolab/fidolab/harness/keyprofile"
 )
@@ -211,8 +210,3 @@ func (s *session) option(name string) (value, present bool) {
 }
 
 func (s *session) hasVersion(v string) bool { return s.info != nil && s.info.HasVersion(v) }
-
-// ctap21 reports whether the key speaks CTAP 2.1 (or its preview).
-func (s *session) ctap21() bool {
-	return s.hasVersion(ctap.VersionFIDO21) || s.hasVersion(ctap.VersionFIDO21Pre)
-}
