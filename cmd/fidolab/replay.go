@@ -27,6 +27,7 @@ import (
 	"github.com/fidolab/fidolab/harness/replay"
 	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/scenarios/runner"
+	"github.com/fidolab/fidolab/transport/usbip"
 )
 
 // errDifferent makes `fidolab replay` exit 1 after the report said what differed.
@@ -177,7 +178,7 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 	sv := serveFlags{
 		transport:   fs.String("transport", "socket", "--as-key: how the key is exposed: "+transportNames()),
 		listen:      fs.String("listen", "", "--as-key: unix:PATH or tcp:HOST:PORT (defaults as fidolab serve)"),
-		busID:       fs.String("busid", "1-1", "--as-key: the usbip bus ID"),
+		busID:       fs.String("busid", usbip.DefaultBusID, "--as-key: the usbip bus ID"),
 		ctl:         fs.String("control", "", "--as-key: control API address on loopback (off when empty)"),
 		userPolicy:  fs.String("user", "yes", "--as-key: the simulated user"),
 		allowRemote: fs.Bool("allow-remote", false, "--as-key: allow --listen on a non-loopback TCP address"),

@@ -56,12 +56,12 @@ type timedConn struct {
 	got   []time.Time // when the key's reports came since
 }
 
+// WriteReport notes the time, then writes: the key may answer before the write returns.
 func (c *timedConn) WriteReport(ctx context.Context, r []byte) error {
-	err := c.inner.WriteReport(ctx, r)
 	c.mu.Lock()
 	c.sent, c.got = c.now(), nil
 	c.mu.Unlock()
-	return err
+	return c.inner.WriteReport(ctx, r)
 }
 
 func (c *timedConn) ReadReport(ctx context.Context) ([]byte, error) {

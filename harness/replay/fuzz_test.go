@@ -55,3 +55,39 @@ func FuzzReadPlan(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAsKey feeds any request a host might send to a key answering as a recorded one: the layer in
+// front of the emulated key reads the request's shape, and must answer (recorded or emulated)
+// without a panic.
+func FuzzAsKey(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join("..", "trace", "testdata", "session.trace.jsonl"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := ReadPlan(bytes.NewReader(seed))
+	if err != nil {
+		f.Fatal(err)
+	}
+	ak, err := NewAsKey(p, AsKeyOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := ak.Intercept(nil)(echoHandler{})
+	f.Add(byte(ctaphid.CmdCBOR), []byte{0x04})
+	f.Add(byte(ctaphid.CmdCBOR), []byte{0x06, 0xa2, 0x01, 0x02, 0x02, 0x09})
+	f.Add(byte(ctaphid.CmdMsg), []byte{0x00, 0x02, 0x03, 0x00, 0x00, 0x00, 0x41})
+	f.Fuzz(func(t *testing.T, kind byte, req []byte) {
+		if kind%2 == 0 {
+			_ = h.HandleCBOR(context.Background(), req, func(byte) {})
+		} else {
+			_ = h.HandleMSG(context.Background(), req)
+		}
+	})
+}
+
+// echoHandler stands for the emulated key behind the layer.
+type echoHandler struct{}
+
+func (echoHandler) HandleCBOR(context.Context, []byte, func(byte)) []byte { return []byte{0} }
+func (echoHandler) HandleMSG(context.Context, []byte) []byte              { return []byte{0x90, 0x00} }
+func (echoHandler) Wink()                                                 {}
