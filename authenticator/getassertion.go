@@ -21,6 +21,8 @@ type assertionCtx struct {
 	clientDataHash []byte
 	up, uv         bool
 	ext            gaExtensions
+	// thirdPartyPayment: the request asked for the thirdPartyPayment output (ctap22.go).
+	thirdPartyPayment bool
 }
 
 // assertionQueue is the rest of a getAssertion without allowList, for getNextAssertion. It
@@ -37,6 +39,11 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	req, err := ctap.DecodeGetAssertion(r.params)
 	if err != nil {
 		return nil, err
+	}
+	if req.Extensions != nil {
+		if err := checkKeyEncoding(hmacSecretKey(req.Extensions.HMACSecret)); err != nil {
+			return nil, err
+		}
 	}
 	ac := assertionCtx{rpID: req.RPID, rpIDHash: sha256.Sum256([]byte(req.RPID)), clientDataHash: req.ClientDataHash, up: true}
 	hasParam, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, ac.rpID)
@@ -92,6 +99,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if len(creds) == 0 {
 		return nil, ctap.Errorf(ctap.ErrNoCredentials, "no credential for %s", ac.rpID)
 	}
+	ac.thirdPartyPayment = a.wantsThirdPartyPayment(req.Extensions)
 	if ac.ext, err = a.parseGAExtensions(req.Extensions); err != nil {
 		return nil, err
 	}
@@ -237,6 +245,9 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	}
 	if ac.ext.credBlob {
 		exts[extCredBlob] = append([]byte{}, c.blob...)
+	}
+	if ac.thirdPartyPayment {
+		exts[extThirdPartyPayment] = isThirdPartyPayment(c.id)
 	}
 	ad, err := a.newAuthData(ac.rpIDHash, exts)
 	if err != nil {

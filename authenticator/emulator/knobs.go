@@ -205,10 +205,7 @@ func (k *Key) setKnobs(n Knobs) error {
 	k.faults.failNext = s.failNext
 	k.faults.silent = n.Silent
 	k.fmu.Unlock()
-	if n.Plugged != k.Device.Powered() {
-		return k.SetPlugged(n.Plugged)
-	}
-	return nil
+	return k.setPlugged(n.Plugged)
 }
 
 // userKnob is the User knob now.
