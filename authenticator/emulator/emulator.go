@@ -44,6 +44,10 @@ type Options struct {
 	Clock clock.Clock
 	// StoreOptions tune the state store, e.g. store.WithStateKey to seal the state file.
 	StoreOptions []store.Option
+	// Intercept, when set, wraps the authenticator: it sees every request after the knobs'
+	// delay and faults and may answer it itself (fidolab replay --as-key answers as a recorded
+	// key did).
+	Intercept func(ctaphid.Handler) ctaphid.Handler
 }
 
 // Key is one emulated key. Its run-time knobs (power, user, timing, faults) are read and set
@@ -107,7 +111,11 @@ func Open(o Options) (*Key, error) {
 		devOpts = append(devOpts, ctaphid.WithoutKeepalive())
 	}
 	k.faults.delay = time.Duration(p.Quirks.ProcessingDelayMs) * time.Millisecond
-	k.Device = ctaphid.NewDevice(&knobHandler{inner: a, k: k, clock: k.clock}, a.DeviceInfo(), devOpts...)
+	var inner ctaphid.Handler = a
+	if o.Intercept != nil {
+		inner = o.Intercept(a)
+	}
+	k.Device = ctaphid.NewDevice(&knobHandler{inner: inner, k: k, clock: k.clock}, a.DeviceInfo(), devOpts...)
 	k.initial = k.Knobs()
 	return k, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fidolab/fidolab/authenticator"
 	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
@@ -244,7 +243,7 @@ func (k *Key) nextFault() (fail ctap.Status, failing bool, delay time.Duration, 
 // knobHandler sits between the CTAPHID device and the authenticator and applies the knobs that
 // act on requests: the processing delay and the faults.
 type knobHandler struct {
-	inner *authenticator.Authenticator
+	inner ctaphid.Handler
 	k     *Key
 	clock clock.Clock
 }

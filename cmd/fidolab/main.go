@@ -6,6 +6,8 @@
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
 //	fidolab trace    show, export (pcapng) or import (Windows event logs) traces
+//	fidolab replay   replay a trace against a key, or serve a key answering as the recorded one
+//	fidolab probe    check a key against what Windows sign-in needs, run the catalog on it, mirror it as a persona
 //	fidolab devices  list the FIDO keys plugged into this machine (hidraw, or libusb with -tags gousb)
 //	fidolab version  the version and the commit it was built from
 //
@@ -39,6 +41,10 @@ usage:
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
+  fidolab replay  TRACE --key KEY [--pin PIN] [--case LABEL] [--all] [--json]   replay a trace, compare the answers
+  fidolab replay  TRACE --as-key [--transport T --listen ADDR] [--pin PIN]       serve a key answering as the recorded one
+  fidolab probe   --key KEY | --persona NAME|FILE [--destructive] [--report FILE.html|.json]... [--persona-out FILE]
+                  a vendor key against what Windows sign-in needs, then the catalog on it   (docs/probe.md)
   fidolab devices [--json] [--all] [--usb]                     list the FIDO keys plugged in, with their --key
   fidolab version [--json]
   fidolab help    [COMMAND]
@@ -73,6 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCompat(args[1:], stdout, stderr)
 	case "trace":
 		err = cmdTrace(args[1:], stdout, stderr)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
+	case "probe":
+		err = cmdProbe(args[1:], stdout, stderr)
 	case "devices":
 		err = cmdDevices(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -94,7 +104,7 @@ func exitCode(command string, err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errCasesFailed):
+	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent), errors.Is(err, errIncompatible):
 		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", command, err)

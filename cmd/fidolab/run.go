@@ -137,6 +137,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		opts.WrapConn = func(label string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn {
 			return rec.Conn(c, trace.Source{Transport: transport, Endpoint: endpoint, Case: label, Now: now})
 		}
+		opts.Mark = rec.MarkCase
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

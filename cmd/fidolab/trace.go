@@ -24,12 +24,14 @@ const traceUsage = `usage:
   fidolab trace pcap [--lua OUT.lua] TRACE OUT.pcapng      pcapng (USB, usbmon) for Wireshark and tshark
   fidolab trace import [--process PID=NAME]... [--trace-secrets] EVENTS -o TRACE
                                                            a Windows WebAuthN event log (.evtx or XML) as a trace
+  fidolab trace scenario [--case LABEL] [--windows V] [-o FILE] TRACE
+                                                           a catalog scenario (and the key's persona) reproducing the trace
 `
 
 func cmdTrace(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, traceUsage)
-		return usagef("trace needs show, pcap or import")
+		return usagef("trace needs show, pcap, import or scenario")
 	}
 	switch args[0] {
 	case "show":
@@ -38,6 +40,8 @@ func cmdTrace(args []string, stdout, stderr io.Writer) error {
 		return tracePcap(args[1:], stderr)
 	case "import":
 		return traceImport(args[1:], stdout, stderr)
+	case "scenario":
+		return traceScenario(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, traceUsage)
 		return flag.ErrHelp

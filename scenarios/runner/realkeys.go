@@ -77,6 +77,12 @@ func External(spec string) (KeyFactory, error) { return ExternalKey(spec, KeyOpt
 // with opts.Destructive or the person's yes. Between cases the key is brought back to empty: a
 // power-up, then authenticatorReset within its window.
 func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
+	return newRealFactory(spec, opts, true)
+}
+
+// newRealFactory parses spec; needControl refuses a served key without its control API (the runner
+// must power-cycle it between cases; Borrow does not).
+func newRealFactory(spec string, opts KeyOptions, needControl bool) (*realFactory, error) {
 	kind, rest, ok := strings.Cut(spec, ":")
 	if !ok {
 		return nil, usageErr("key %q: want socket:PATH,control=HOST:PORT, hidraw:/dev/hidrawN or usb:VID:PID[:SERIAL]", spec)
@@ -109,7 +115,7 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 		if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
 			addr = "unix:" + addr
 		}
-		if control == "" {
+		if control == "" && needControl {
 			return nil, usageErr("key %q: a served key is power-cycled between cases through its control API: "+
 				"add ,control=HOST:PORT (the address given to fidolab serve --control)", spec)
 		}
