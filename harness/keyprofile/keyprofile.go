@@ -181,7 +181,7 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 		}
 		var unknown []string
 		for _, e := range p.Extensions {
-			if !slices.Contains(emulatedExtensions, e) {
+			if !slices.Contains(persona.KnownExtensions, e) {
 				unknown = append(unknown, e)
 			}
 		}
@@ -227,9 +227,6 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 	}
 	return p, g
 }
-
-// emulatedExtensions are the extensions fidolab's authenticator implements.
-var emulatedExtensions = []string{"credProtect", "hmac-secret", "hmac-secret-mc", "credBlob", "largeBlobKey", "minPinLength"}
 
 func nonEmpty(a, b string) string {
 	if a != "" {
