@@ -54,11 +54,11 @@ type Persona struct {
 
 	// CTAP 2.2 features (CTAP 2.2 §6.4 authenticatorGetInfo); CTAP 2.2 defines no version string,
 	// so a persona with them lists FIDO_2_1. thirdPartyPayment is an extension (Extensions).
-	PerCredMgmtRO          bool     `yaml:"perCredMgmtRO"`          // persistent pinUvAuthToken (pcmr): read-only credMgmt across power cycles
-	LongTouchForReset      bool     `yaml:"longTouchForReset"`      // authenticatorReset needs the key held, not a tap
-	TransportsForReset     []string `yaml:"transportsForReset"`     // transports authenticatorReset is accepted over
-	PinComplexityPolicy    bool     `yaml:"pinComplexityPolicy"`    // setPIN/changePIN refuse trivial PINs
-	PinComplexityPolicyURL string   `yaml:"pinComplexityPolicyURL"` // where the policy is explained
+	PerCredMgmtRO          bool     `yaml:"perCredMgmtRO"`                // persistent pinUvAuthToken (pcmr): read-only credMgmt across power cycles
+	LongTouchForReset      bool     `yaml:"longTouchForReset"`            // authenticatorReset needs the key held, not a tap
+	TransportsForReset     []string `yaml:"transportsForReset,omitempty"` // transports authenticatorReset is accepted over
+	PinComplexityPolicy    bool     `yaml:"pinComplexityPolicy"`          // setPIN/changePIN refuse trivial PINs
+	PinComplexityPolicyURL string   `yaml:"pinComplexityPolicyURL"`       // where the policy is explained
 
 	MaxMsgSize                  int `yaml:"maxMsgSize"`
 	MaxCredentialCountInList    int `yaml:"maxCredentialCountInList"`
@@ -218,6 +218,9 @@ func AlgorithmName(alg int) string {
 	}
 	return fmt.Sprint(alg)
 }
+
+// KnownAlgorithm reports whether a persona may offer COSE algorithm alg (the emulator signs with it).
+func KnownAlgorithm(alg int) bool { _, ok := algorithmNames[alg]; return ok }
 
 func supportedAlgorithms() string {
 	var s []string
