@@ -69,6 +69,9 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 			ac.up = *o.UP
 		}
 	}
+	if err := a.upFalseRefused(ac.up); err != nil {
+		return nil, err
+	}
 	if a.p.Config && ac.up && !uvOpt {
 		if uvOpt, err = a.gaAlwaysUV(hasParam); err != nil {
 			return nil, err
@@ -85,6 +88,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 			return nil, ctap.Errorf(ctap.ErrPINAuthInvalid, "token not user-verified")
 		}
 		ac.uv, upDone = true, use.UserPresent
+		a.tokenSingleUse()
 	case uvOpt:
 		if err := a.builtInUV(ctx, r, ac.rpID); err != nil {
 			return nil, err
@@ -262,7 +266,7 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	authData := ad.Marshal()
 	msg := make([]byte, 0, len(authData)+len(ac.clientDataHash))
 	msg = append(append(msg, authData...), ac.clientDataHash...)
-	sig, err := a.sign(c.alg, c.secret, msg)
+	sig, err := a.sign(c.alg, c.secret, a.badSignature(msg, hs != nil))
 	if err != nil {
 		return nil, err
 	}
