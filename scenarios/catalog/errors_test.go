@@ -142,7 +142,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{
 		`m.yaml:5: supported: want true or false, got text "perhaps"`,
-		`m.yaml:6: colour: unknown field "colour" (known: id, title, section, doc, supported, tags, windows, host, key, steps)`,
+		`m.yaml:6: colour: unknown field "colour" (known: id, title, section, doc, supported, tags, windows, host, key, steps, report)`,
 		`m.yaml:9: host.join: unknown join type "azuread"`,
 		`m.yaml:18: steps[1].action: unknown action "browser-sign-in"`,
 	} {
