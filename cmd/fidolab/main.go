@@ -104,7 +104,7 @@ func exitCode(command string, err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent), errors.Is(err, errIncompatible):
+	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent), errors.Is(err, errIncompatible), errors.Is(err, errNoMatch):
 		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", command, err)

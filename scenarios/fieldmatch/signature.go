@@ -13,7 +13,8 @@
 // pinUvAuthParam=empty (present and zero-length), pinUvAuthParam=none (absent), up=false,
 // hmac-secret (the extension is requested), user>64 (user name or display name over 64 bytes),
 // sig=bad (the assertion's signature does not verify with the public key a makeCredential of the
-// same trace returned). STATUS is a CTAP status name (CTAP2_ERR_PIN_INVALID or PIN_INVALID),
+// same trace returned; an answer with redacted bytes, such as the hmac-secret output of a trace
+// recorded without --trace-secrets, cannot be checked and never meets it). STATUS is a CTAP status name (CTAP2_ERR_PIN_INVALID or PIN_INVALID),
 // ok, error (any status but OK) or * (any answer).
 package fieldmatch
 
