@@ -2,6 +2,9 @@ package fieldmatch_test
 
 import (
 	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -14,6 +17,8 @@ import (
 	"github.com/fidolab/fidolab/scenarios/fieldmatch"
 	"github.com/stretchr/testify/require"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata/touch-probe-hang.xml")
 
 func TestParseSignatures(t *testing.T) {
 	t.Parallel()
@@ -123,7 +128,15 @@ func TestEventLogFixturesMatch(t *testing.T) {
 		ExcludeList:      []ctap.CredentialDescriptor{{ID: bytes.Repeat([]byte{9}, 70), Type: ctap.CredentialTypePublicKey}}}
 	probe, err := client.EncodeTouchProbe(mc, 2)
 	require.NoError(t, err)
-	hang := importLog(t, registrationLog(t, append([]byte{byte(ctap.CmdMakeCredential)}, probe...), "0x4DE", 0x4DE))
+	hangXML := registrationLog(t, append([]byte{byte(ctap.CmdMakeCredential)}, probe...), "0x4DE", 0x4DE)
+	golden := filepath.Join("testdata", "touch-probe-hang.xml")
+	if *update {
+		require.NoError(t, os.WriteFile(golden, hangXML, 0o644))
+	}
+	onDisk, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	require.Equal(t, string(hangXML), string(onDisk), "testdata/touch-probe-hang.xml is stale (docs/traces.md uses it): go test ./scenarios/fieldmatch -update")
+	hang := importLog(t, hangXML)
 	hits := hang.Match(k)
 	require.Equal(t, []string{"field-touch-probe-pin-set"}, ids(hits))
 	require.Contains(t, strings.Join(hits[0].Why, "\n"), "event 1002")

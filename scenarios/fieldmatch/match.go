@@ -227,12 +227,12 @@ func (x fact) describe() string {
 	if x.command == "" {
 		return x.where
 	}
-	st := x.status
-	if st == "" {
-		st = "no answer"
+	if x.status == "" {
+		st := " got no answer"
 		if x.errText != "" {
 			st += " (" + x.errText + ")"
 		}
+		return x.where + st
 	}
-	return x.where + " answered " + st
+	return x.where + " answered " + x.status
 }

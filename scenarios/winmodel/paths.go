@@ -44,7 +44,7 @@ type Probe struct {
 	// When, if set, says whether Windows sends the probe at all for this request (its trigger);
 	// a probe not sent leaves no note.
 	When func(ProbeContext) bool
-	Run    func(ctx context.Context, p ProbeContext) (*result.Outcome, error)
+	Run  func(ctx context.Context, p ProbeContext) (*result.Outcome, error)
 }
 
 // ProbeContext is what a probe sees.
