@@ -2,11 +2,11 @@ package fieldmatch_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
-	"encoding/hex"
-	"fmt"
 	"strings"
 	"testing"
 
