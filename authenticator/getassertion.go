@@ -8,6 +8,7 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 )
 
 // nextAssertionTimeout is how long after the previous call getNextAssertion may continue
@@ -30,6 +31,11 @@ type assertionQueue struct {
 	ids   [][]byte
 	total int
 	last  time.Time
+	// channel is the CTAPHID channel the getAssertion came on (hasChannel false when it came
+	// from outside a CTAPHID device): only that channel may continue the sequence, so another
+	// host on the same key cannot collect the rest of someone else's accounts.
+	channel    uint32
+	hasChannel bool
 }
 
 // getAssertion is authenticatorGetAssertion (CTAP 2.1 §6.2).
@@ -119,6 +125,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if n > 1 {
 		resp.NumberOfCredentials = n
 		q := &assertionQueue{assertionCtx: ac, total: n, last: a.clock.Now()}
+		q.channel, q.hasChannel = ctaphid.Channel(ctx)
 		for _, c := range creds[1:] {
 			q.ids = append(q.ids, c.id)
 		}
@@ -273,14 +280,20 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 }
 
 // getNextAssertion is authenticatorGetNextAssertion (§6.3): the next credential of the last
-// getAssertion without allowList, within 30 s of the previous call.
-func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, error) {
+// getAssertion without allowList, within 30 s of the previous call, on the channel that sent
+// that getAssertion.
+func (a *Authenticator) getNextAssertion(ctx context.Context, _ *request) (any, error) {
 	a.mu.Lock()
 	q := a.next
 	if q == nil || len(q.ids) == 0 {
 		a.next = nil
 		a.mu.Unlock()
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "no getAssertion to continue")
+	}
+	if ch, ok := ctaphid.Channel(ctx); ok != q.hasChannel || ch != q.channel {
+		// Refused and left alone: the host that began the sequence may still continue it.
+		a.mu.Unlock()
+		return nil, ctap.Errorf(ctap.ErrNotAllowed, "getNextAssertion from another channel than its getAssertion")
 	}
 	now := a.clock.Now()
 	if now.Sub(q.last) > nextAssertionTimeout {

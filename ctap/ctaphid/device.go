@@ -2,8 +2,10 @@ package ctaphid
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -31,10 +33,13 @@ type DeviceInfo struct {
 
 // Defaults for the Device timers.
 const (
-	// DefaultMessageTimeout is how long a Device waits for the next packet of an incomplete message
-	// before answering ERR_MSG_TIMEOUT. SoloKeys' firmware uses 750 ms of silence, long enough for a
-	// busy host and short enough that a crashed host does not hold the key for long.
-	DefaultMessageTimeout = 750 * time.Millisecond
+	// DefaultMessageTimeout is how long a whole message may take, from its initialization packet
+	// to its last continuation packet, before the Device answers ERR_MSG_TIMEOUT and frees the
+	// channel. It bounds the message, not the gap between packets: with a per-packet timer a host
+	// sending one continuation every 0.7 s held the device (every other channel BUSY) for ~90 s
+	// per message. A full 129-packet message takes a USB host about 130 ms; 3 s is ample for a
+	// slow or loaded host and short enough that a crashed one does not hold the key for long.
+	DefaultMessageTimeout = 3 * time.Second
 	// DefaultKeepaliveInterval is the KEEPALIVE period while a CBOR request runs. Windows gives up on
 	// a key that stays silent for about half a second; the spec suggests 100 ms.
 	DefaultKeepaliveInterval = 100 * time.Millisecond
@@ -48,8 +53,8 @@ const (
 // Timing is a Device's timer settings. SetTiming changes them while the device runs: the next
 // message or request uses the new values.
 type Timing struct {
-	// MessageTimeout is how long an incomplete message may wait for its next packet; 0 means
-	// DefaultMessageTimeout.
+	// MessageTimeout is how long a whole message may take from its first packet to its last;
+	// 0 means DefaultMessageTimeout.
 	MessageTimeout time.Duration
 	// KeepaliveInterval is the KEEPALIVE period while a CBOR request runs; 0 means
 	// DefaultKeepaliveInterval.
@@ -73,6 +78,7 @@ func (t Timing) withDefaults() Timing {
 type config struct {
 	timing Timing
 	clock  clock.Clock
+	rand   io.Reader
 }
 
 // Option configures a Device.
@@ -82,7 +88,11 @@ type Option func(*config)
 // expiry) and of the times its reports carry (OpenTimed); the default is the wall clock.
 func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c } }
 
-// WithMessageTimeout sets how long an incomplete message may wait for its next packet.
+// WithChannelRand sets the source of channel IDs (crypto/rand by default). For tests only: a
+// predictable source lets one host guess another's channel and CANCEL or resync its request.
+func WithChannelRand(r io.Reader) Option { return func(cfg *config) { cfg.rand = r } }
+
+// WithMessageTimeout sets how long a whole message may take from its first packet to its last.
 func WithMessageTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
@@ -107,7 +117,8 @@ func WithoutKeepalive() Option { return func(c *config) { c.timing.NoKeepalive =
 // rule, LOCK, keepalives and CANCEL. Hosts reach it through Ports.
 //
 // Channels are device-global (any port may use any allocated channel, as with hidraw), but a response
-// goes only to the port that sent the request. A LOCK held by another channel makes every message,
+// goes only to the port that sent the request. Channel IDs are random, so a host cannot guess
+// another host's channel to CANCEL or resync its request. A LOCK held by another channel makes every message,
 // CTAPHID_INIT included, fail with ERR_CHANNEL_BUSY. The Device never sends ERR_LOCK_REQUIRED: no
 // CTAP 2.1 command requires a lock. CTAPHID_CANCEL never gets a response, whatever its channel.
 type Device struct {
@@ -118,8 +129,9 @@ type Device struct {
 	// timing is guarded by mu.
 	timing Timing
 
+	rand io.Reader // channel IDs
+
 	mu       sync.Mutex
-	nextCID  uint32
 	channels map[uint32]struct{}
 	order    []uint32 // allocation order, for eviction
 
@@ -146,8 +158,11 @@ func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.rand == nil {
+		cfg.rand = rand.Reader
+	}
 	return &Device{
-		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(),
+		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(), rand: cfg.rand,
 		channels: make(map[uint32]struct{}),
 		idle:     make(chan job),
 	}
@@ -175,8 +190,9 @@ func (d *Device) SetTiming(t Timing) {
 }
 
 // PowerCycle simulates unplugging and replugging the key: every channel, lock and incomplete message is
-// dropped and the request in flight is cancelled without a response. Ports stay open. Channel numbers
-// keep counting up, so a channel from before the power cycle is never handed out again by accident.
+// dropped and the request in flight is cancelled without a response. Ports stay open. A channel from
+// before the power cycle is INVALID_CHANNEL afterwards (new channels are random, so one is handed
+// out again only by a 1 in 2³² chance).
 func (d *Device) PowerCycle() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -282,15 +298,17 @@ func (d *Device) feed(p *Port, report []byte) {
 		if !d.rxActive {
 			d.startRx(p, ReportCID(report))
 		}
-		d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
 		return
 	}
 	d.endRx()
 	d.dispatch(owner, msg)
 }
 
+// startRx begins receiving a multi-packet message. Its deadline is fixed here, once: the whole
+// message must arrive within the message timeout, however its packets are spaced.
 func (d *Device) startRx(p *Port, cid uint32) {
 	d.rxActive, d.rxCID, d.rxPort = true, cid, p
+	d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
 	if d.rxTimer == nil {
 		d.rxTimer = d.clock.AfterFunc(d.timing.MessageTimeout, d.rxTimeout)
 	} else {
@@ -305,8 +323,9 @@ func (d *Device) endRx() {
 	}
 }
 
-// rxTimeout runs on the message timer. The timer is armed once per message and re-armed here for what
-// is left, so a packet costs no timer operation.
+// rxTimeout runs on the message timer, armed once per message. A timer stopped too late to keep
+// it from firing for an earlier message finds the deadline of the current one in the future and
+// re-arms for what is left.
 func (d *Device) rxTimeout() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -371,7 +390,11 @@ func (d *Device) handleInit(p *Port, report []byte) {
 	ch := cid
 	switch {
 	case cid == BroadcastCID:
-		ch = d.allocate()
+		var ok bool
+		if ch, ok = d.allocate(); !ok {
+			p.sendError(cid, ErrOther)
+			return
+		}
 	case d.allocated(cid):
 		if d.txn != nil && d.txn.cid == cid {
 			d.abortTxn()
@@ -425,10 +448,21 @@ func (d *Device) allocated(cid uint32) bool {
 	return ok
 }
 
-func (d *Device) allocate() uint32 {
-	for {
-		d.nextCID++
-		if d.nextCID != 0 && d.nextCID != BroadcastCID && !d.allocated(d.nextCID) {
+// allocate draws a new random channel ID. Sequential IDs let a second host guess the first's
+// channel (the one allocated just before its own) and CANCEL or resync its request. It reports
+// false only when the random source fails or keeps repeating itself.
+func (d *Device) allocate() (uint32, bool) {
+	var b [4]byte
+	cid := uint32(0)
+	for attempt := 0; ; attempt++ {
+		if attempt == 16 {
+			return 0, false
+		}
+		if _, err := io.ReadFull(d.rand, b[:]); err != nil {
+			return 0, false
+		}
+		cid = binary.BigEndian.Uint32(b[:])
+		if cid != 0 && cid != BroadcastCID && !d.allocated(cid) {
 			break
 		}
 	}
@@ -436,9 +470,9 @@ func (d *Device) allocate() uint32 {
 		delete(d.channels, d.order[0])
 		d.order = append(d.order[:0], d.order[1:]...)
 	}
-	d.channels[d.nextCID] = struct{}{}
-	d.order = append(d.order, d.nextCID)
-	return d.nextCID
+	d.channels[cid] = struct{}{}
+	d.order = append(d.order, cid)
+	return cid, true
 }
 
 // portClosed drops the work that port p started: its response would have nowhere to go.

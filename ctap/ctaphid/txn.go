@@ -15,7 +15,7 @@ type txn struct {
 	cid    uint32
 	cmd    byte
 	port   *Port
-	ctx    context.Context
+	ctx    channelCtx // what the handler gets: cancelled by CANCEL, carries the channel
 	cancel context.CancelFunc
 	status atomic.Uint32 // keepalive status byte
 
@@ -34,7 +34,7 @@ type txn struct {
 // the previous one's handler to return, so an aborted handler still finishing never overlaps the next.
 func (d *Device) startJob(p *Port, msg Message) {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: ctx, cancel: cancel,
+	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: channelCtx{Context: ctx, cid: msg.CID}, cancel: cancel,
 		kaEvery: d.timing.KeepaliveInterval, done: make(chan struct{})}
 	t.status.Store(uint32(StatusProcessing))
 	t.setStatus = func(s byte) { t.status.Store(uint32(s)) }
@@ -109,9 +109,9 @@ func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
 	var resp []byte
 	switch t.cmd {
 	case CmdCBOR:
-		resp = d.h.HandleCBOR(t.ctx, req, t.setStatus)
+		resp = d.h.HandleCBOR(&t.ctx, req, t.setStatus)
 	case CmdMsg:
-		resp = d.h.HandleMSG(t.ctx, req)
+		resp = d.h.HandleMSG(&t.ctx, req)
 	case CmdWink:
 		d.h.Wink()
 	}
@@ -159,4 +159,30 @@ func (d *Device) abortTxn() {
 	}
 	t.mu.Unlock()
 	t.cancel()
+}
+
+// channelCtx is a request's context: its cancellation, and the channel it came on (Channel). It
+// lives inside the txn, so carrying the channel costs no allocation.
+type channelCtx struct {
+	context.Context
+	cid uint32
+}
+
+type channelKey struct{}
+
+// Value answers Channel's key with the channel.
+func (c *channelCtx) Value(key any) any {
+	if key == (channelKey{}) {
+		return c.cid
+	}
+	return c.Context.Value(key)
+}
+
+// Channel returns the CTAPHID channel of the request whose context ctx is (or derives from), as a
+// Device passes it to its Handler: state that must stay with the host that created it, such as
+// a getAssertion's remaining credentials for getNextAssertion, is tied to it. ok is false for a
+// context that did not come from a Device.
+func Channel(ctx context.Context) (cid uint32, ok bool) {
+	cid, ok = ctx.Value(channelKey{}).(uint32)
+	return cid, ok
 }
