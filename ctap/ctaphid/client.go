@@ -28,6 +28,14 @@ type TimedReportConn interface {
 	ReadReportAt(ctx context.Context) (r []byte, at time.Time, err error)
 }
 
+// PendingRunner is a ReportConn to a Device in the same process that can run the CBOR request the
+// host just wrote on the host's goroutine (Port.RunPending; transport/inproc's Conn). The Client
+// calls it after writing a CBOR request and before reading the answer, so an in-process request
+// costs no hand-off between goroutines.
+type PendingRunner interface {
+	RunPending() bool
+}
+
 // InitInfo is a device's answer to CTAPHID_INIT.
 type InitInfo struct {
 	CID             uint32
@@ -154,15 +162,24 @@ func (c *Client) Transact(ctx context.Context, cmd byte, payload []byte) ([]byte
 		}
 		cid = info.CID
 	}
+	if cmd == CmdCBOR {
+		c.setInFlight(true) // before the request leaves: Cancel must find it from then on
+		defer c.setInFlight(false)
+	}
 	if err := c.writeMessage(ctx, cid, cmd, payload); err != nil {
 		c.markStale()
 		return nil, err
 	}
-	if cmd == CmdCBOR {
-		c.setInFlight(true)
-		defer c.setInFlight(false)
-	}
 	rctx, cancelled := ctx, false
+	if r, ok := c.conn.(PendingRunner); ok && cmd == CmdCBOR {
+		if c.runPending(ctx, r) {
+			// CANCEL went out while the request ran: read its final response as below.
+			cancelled = true
+			dctx, stop := context.WithTimeout(context.Background(), cancelDrain)
+			defer stop()
+			rctx = dctx
+		}
+	}
 	for {
 		msg, err := c.readMessage(rctx, cid)
 		if err != nil {
@@ -203,6 +220,27 @@ func (c *Client) Transact(ctx context.Context, cmd byte, payload []byte) ([]byte
 			return nil, fmt.Errorf("ctaphid: answer to command %02x has command %02x", cmd, msg.Cmd)
 		}
 	}
+}
+
+// runPending runs the request just written on this goroutine. The host's part goes on meanwhile:
+// if ctx ends during a CBOR request, CANCEL is sent as Transact would send it; runPending then
+// reports true and Transact reads the final response as after any CANCEL.
+func (c *Client) runPending(ctx context.Context, r PendingRunner) (cancelled bool) {
+	if ctx.Done() == nil {
+		r.RunPending()
+		return false
+	}
+	sent := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.Cancel()
+		close(sent)
+	})
+	r.RunPending()
+	if stop() {
+		return false
+	}
+	<-sent // the CANCEL is on its way: its answer is what the request ends with
+	return true
 }
 
 // Cancel sends CTAPHID_CANCEL on the client's channel if a CBOR request is in flight; the request

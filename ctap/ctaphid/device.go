@@ -76,9 +76,10 @@ func (t Timing) withDefaults() Timing {
 }
 
 type config struct {
-	timing Timing
-	clock  clock.Clock
-	rand   io.Reader
+	timing    Timing
+	clock     clock.Clock
+	rand      io.Reader
+	pullGrace time.Duration
 }
 
 // Option configures a Device.
@@ -91,6 +92,16 @@ func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c 
 // WithChannelRand sets the source of channel IDs (crypto/rand by default). For tests only: a
 // predictable source lets one host guess another's channel and CANCEL or resync its request.
 func WithChannelRand(r io.Reader) Option { return func(cfg *config) { cfg.rand = r } }
+
+// WithPullGrace sets how long a CBOR request waits for a host that runs its requests itself
+// (Port.RunPending) before a worker goroutine runs it (DefaultPullGrace). Wall time.
+func WithPullGrace(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.pullGrace = d
+		}
+	}
+}
 
 // WithMessageTimeout sets how long a whole message may take from its first packet to its last.
 func WithMessageTimeout(d time.Duration) Option {
@@ -142,9 +153,12 @@ type Device struct {
 	rxDeadline time.Time
 	rxTimer    clock.Timer
 
-	txn      *txn          // the request the handler is working on, nil when idle
-	idle     chan job      // unbuffered: a send succeeds only while a worker waits for a job
-	lastDone chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
+	txn       *txn          // the request the handler is working on, nil when idle
+	idle      chan job      // unbuffered: a send succeeds only while a worker waits for a job
+	pull      job           // a job waiting for its host to run it (Port.RunPending); t nil if none
+	pullTimer *time.Timer   // hands pull to a worker when its host does not come (wall time)
+	pullGrace time.Duration
+	lastDone  chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
 
 	lockCID   uint32
 	lockUntil time.Time
@@ -161,8 +175,12 @@ func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
 	if cfg.rand == nil {
 		cfg.rand = rand.Reader
 	}
+	if cfg.pullGrace == 0 {
+		cfg.pullGrace = DefaultPullGrace
+	}
 	return &Device{
 		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(), rand: cfg.rand,
+		pullGrace: cfg.pullGrace,
 		channels: make(map[uint32]struct{}),
 		idle:     make(chan job),
 	}

@@ -51,11 +51,75 @@ func (d *Device) startJob(p *Port, msg Message) {
 	d.lastDone = t.done
 	d.txn = t
 	j := job{t: t, prev: prev, req: msg.Payload}
+	if p.pulls && t.cmd == CmdCBOR {
+		// The host runs its requests itself while it waits for the answer (RunPending). If it
+		// does not come for this one soon, a worker takes it, so the request runs either way.
+		if d.pull.t != nil {
+			d.launch(d.pull) // an aborted job its host never took: a worker lets it end in order
+		}
+		d.pull = j
+		if d.pullTimer == nil {
+			d.pullTimer = time.AfterFunc(d.pullGrace, d.pullExpired)
+		} else {
+			d.pullTimer.Reset(d.pullGrace)
+		}
+		return
+	}
+	d.launch(j)
+}
+
+// launch hands j to a worker goroutine: one that just finished a job and waits for the next, or
+// a new one.
+func (d *Device) launch(j job) {
 	select {
-	case d.idle <- j: // a worker that just finished a job takes it
+	case d.idle <- j:
 	default:
 		go d.worker(j)
 	}
+}
+
+// DefaultPullGrace is how long a CBOR request waits for its host to run it (Port.RunPending)
+// before a worker takes it. A host that pulls does so right after writing the request's last
+// report, so this only matters when it was descheduled in between, or does not pull that
+// request after all. Like workerIdle it is wall time: it manages goroutines, not the key's
+// behaviour.
+const DefaultPullGrace = 2 * time.Millisecond
+
+// pullExpired runs on the pull timer: the job its host did not take goes to a worker.
+func (d *Device) pullExpired() {
+	d.mu.Lock()
+	j := d.pull
+	d.pull = job{}
+	d.mu.Unlock()
+	if j.t != nil {
+		d.launch(j)
+	}
+}
+
+// RunPending runs, on the calling goroutine, the CBOR request this port's host sent last, if no
+// worker has taken it yet, and reports whether it did. The first call marks the port's host as
+// one that pulls: from then on its CBOR requests wait up to the pull grace (WithPullGrace) for it
+// before a worker runs them, so a host that does not pull a request after all is only slower. A host in the same process calls it right after writing a request, before reading the
+// answer (transport/inproc's Conn, through ctaphid.Client): the request then costs no hand-off
+// between goroutines, as a key's firmware runs a request in its main loop. Everything else is as
+// when a worker runs it: keepalives go out on their timer, CANCEL and INIT from any goroutine
+// reach the handler through its context, other channels are BUSY meanwhile, and the response is
+// sent before RunPending returns. The caller is the handler's goroutine until it returns, so a
+// host that wants to give up early must send CANCEL from elsewhere (ctaphid.Client does when its
+// context ends); the Handler contract (return soon after cancellation) bounds the wait.
+func (p *Port) RunPending() bool {
+	d := p.d
+	d.mu.Lock()
+	p.pulls = true
+	j := d.pull
+	if j.t == nil || j.t.port != p {
+		d.mu.Unlock()
+		return false
+	}
+	d.pull = job{}
+	d.mu.Unlock()
+	d.run(j.t, j.prev, j.req)
+	return true
 }
 
 // job is one startJob hand-off to a worker goroutine.
