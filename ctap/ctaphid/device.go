@@ -153,10 +153,10 @@ type Device struct {
 	rxDeadline time.Time
 	rxTimer    clock.Timer
 
-	txn       *txn          // the request the handler is working on, nil when idle
-	idle      chan job      // unbuffered: a send succeeds only while a worker waits for a job
-	pull      job           // a job waiting for its host to run it (Port.RunPending); t nil if none
-	pullTimer *time.Timer   // hands pull to a worker when its host does not come (wall time)
+	txn       *txn        // the request the handler is working on, nil when idle
+	idle      chan job    // unbuffered: a send succeeds only while a worker waits for a job
+	pull      job         // a job waiting for its host to run it (Port.RunPending); t nil if none
+	pullTimer *time.Timer // hands pull to a worker when its host does not come (wall time)
 	pullGrace time.Duration
 	lastDone  chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
 
@@ -181,8 +181,8 @@ func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
 	return &Device{
 		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(), rand: cfg.rand,
 		pullGrace: cfg.pullGrace,
-		channels: make(map[uint32]struct{}),
-		idle:     make(chan job),
+		channels:  make(map[uint32]struct{}),
+		idle:      make(chan job),
 	}
 }
 
