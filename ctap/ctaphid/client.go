@@ -28,6 +28,14 @@ type TimedReportConn interface {
 	ReadReportAt(ctx context.Context) (r []byte, at time.Time, err error)
 }
 
+// ReportsWriter is a ReportConn that writes several whole reports at once (a socket: one write
+// system call per message instead of one per report). The Client writes every message it sends
+// with one WriteReports call when its connection has it.
+type ReportsWriter interface {
+	// WriteReports writes reports, a whole number of 64-byte reports, in order.
+	WriteReports(ctx context.Context, reports []byte) error
+}
+
 // PendingRunner is a ReportConn to a Device in the same process that can run the CBOR request the
 // host just wrote on the host's goroutine (Port.RunPending; transport/inproc's Conn). The Client
 // calls it after writing a CBOR request and before reading the answer, so an in-process request
@@ -82,6 +90,7 @@ type Client struct {
 	rx   Reassembler // guarded by txMu
 	wMu  sync.Mutex  // Cancel writes while a transaction reads
 	wbuf [ReportSize]byte
+	wall []byte // a whole message's reports, for a ReportsWriter
 
 	mu       sync.Mutex
 	cid      uint32
@@ -303,10 +312,23 @@ func (c *Client) markStale() {
 func (c *Client) writeMessage(ctx context.Context, cid uint32, cmd byte, payload []byte) error {
 	c.wMu.Lock()
 	defer c.wMu.Unlock()
-	err := eachPacket(&c.wbuf, cid, cmd, payload, func(r []byte) error { return c.conn.WriteReport(ctx, r) })
+	var err error
+	if w, ok := c.conn.(ReportsWriter); ok {
+		c.wall = c.wall[:0]
+		if err = eachPacket(&c.wbuf, cid, cmd, payload, c.appendReport); err == nil {
+			err = w.WriteReports(ctx, c.wall)
+		}
+	} else {
+		err = eachPacket(&c.wbuf, cid, cmd, payload, func(r []byte) error { return c.conn.WriteReport(ctx, r) })
+	}
 	if err != nil {
 		return fmt.Errorf("ctaphid: writing command %02x: %w", cmd, err)
 	}
+	return nil
+}
+
+func (c *Client) appendReport(r []byte) error {
+	c.wall = append(c.wall, r...)
 	return nil
 }
 

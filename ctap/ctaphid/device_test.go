@@ -470,3 +470,45 @@ func TestUnpluggedDeviceIgnoresInput(t *testing.T) {
 	h.send(cid, ctaphid.CmdPing, []byte("hello"))
 	require.Equal(t, []byte("hello"), h.expect(cid, ctaphid.CmdPing))
 }
+
+// TestFlushAfterEachMessage: a port's flush comes after the last report of a message, so a
+// transport can write the message in one go.
+func TestFlushAfterEachMessage(t *testing.T) {
+	t.Parallel()
+	for _, direct := range []bool{false, true} {
+		var mu sync.Mutex
+		var reports [][]byte
+		var flushedAt []int
+		flushed := make(chan struct{}, 8)
+		opts := []ctaphid.PortOption{ctaphid.WithFlush(func() {
+			mu.Lock()
+			flushedAt = append(flushedAt, len(reports))
+			mu.Unlock()
+			flushed <- struct{}{}
+		})}
+		if direct {
+			opts = append(opts, ctaphid.Direct())
+		}
+		d := ctaphid.NewDevice(&fakeHandler{}, testInfo)
+		p := d.Open(func(r []byte) {
+			mu.Lock()
+			reports = append(reports, bytes.Clone(r))
+			mu.Unlock()
+		}, opts...)
+		init, _ := ctaphid.Fragment(ctaphid.BroadcastCID, ctaphid.CmdInit, make([]byte, 8))
+		p.Input(init[0][:])
+		<-flushed
+		mu.Lock()
+		cid := binary.BigEndian.Uint32(reports[0][15:])
+		mu.Unlock()
+		ping, _ := ctaphid.Fragment(cid, ctaphid.CmdPing, make([]byte, 200))
+		for _, r := range ping {
+			p.Input(r[:])
+		}
+		<-flushed
+		mu.Lock()
+		require.Equal(t, []int{1, 1 + len(ping)}, flushedAt, "direct=%v", direct)
+		mu.Unlock()
+		p.Close()
+	}
+}

@@ -26,7 +26,8 @@ type outMsg struct {
 type Port struct {
 	d      *Device
 	out    func(report []byte, at time.Time)
-	direct bool // out never blocks: called under qmu, no writer goroutine
+	direct bool   // out never blocks: called under qmu, no writer goroutine
+	flush  func() // after the last report of a message (or of a batch of them); may be nil
 	pulls  bool // the host runs its CBOR requests itself (RunPending); guarded by d.mu
 
 	qmu     sync.Mutex
@@ -55,6 +56,12 @@ type PortOption func(*Port)
 // hand-off fewer per message, and a port that holds no goroutine. Calls are still serialised and
 // in order.
 func Direct() PortOption { return func(p *Port) { p.direct = true } }
+
+// WithFlush sets a function the device calls after the last report of every message it sends
+// (or of several, when they were queued together), in the same goroutine and order as out. A
+// transport whose out only buffers reports writes them there in one go: over a socket, one
+// system call per message instead of one per 64-byte report.
+func WithFlush(flush func()) PortOption { return func(p *Port) { p.flush = flush } }
 
 // Open connects a host to the device. out receives every report the device sends to this host; the
 // slice is reused after out returns, so out must copy what it keeps. out must not call Close.
@@ -132,6 +139,7 @@ func (p *Port) send(cid uint32, cmd byte, payload []byte) {
 	if p.direct {
 		p.writeAt = p.d.clock.Now()
 		_ = eachPacket(&p.direct64, cid, cmd, payload, p.write)
+		p.flushOut()
 		return
 	}
 	if len(p.queue) >= maxQueuedMessages {
@@ -169,6 +177,7 @@ func (p *Port) sendNow(cid uint32, cmd byte, payload []byte) {
 	p.qmu.Unlock()
 	p.writeAt = at
 	_ = eachPacket(&p.direct64, cid, cmd, payload, p.write)
+	p.flushOut()
 	p.qmu.Lock()
 	p.writing = false
 	p.cond.Broadcast() // the writer may have work queued meanwhile; Close may be waiting
@@ -184,6 +193,13 @@ func (p *Port) writeReport(r []byte) error {
 		return errPortClosed
 	}
 	return p.emit(r)
+}
+
+// flushOut tells a transport that buffers reports that a message (or a batch) is complete.
+func (p *Port) flushOut() {
+	if p.flush != nil {
+		p.flush()
+	}
 }
 
 // emit hands one report to the host: every report the device sends passes here. A Direct port
@@ -218,6 +234,7 @@ func (p *Port) writer() {
 				break
 			}
 		}
+		p.flushOut()
 		clear(batch) // drop payload references
 		p.qmu.Lock()
 		p.spare = batch[:0]
