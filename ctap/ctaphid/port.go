@@ -28,7 +28,7 @@ type Port struct {
 	out    func(report []byte, at time.Time)
 	direct bool   // out never blocks: called under qmu, no writer goroutine
 	flush  func() // after the last report of a message (or of a batch of them); may be nil
-	pulls  bool // the host runs its CBOR requests itself (RunPending); guarded by d.mu
+	pulls  bool   // the host runs its CBOR requests itself (RunPending); guarded by d.mu
 
 	qmu     sync.Mutex
 	cond    *sync.Cond
