@@ -12,9 +12,11 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/signer"
+	"github.com/fidolab/fidolab/authenticator/store"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/cose"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/transport/socket"
 )
 
@@ -37,6 +39,7 @@ type backing int
 const (
 	fileStore backing = iota // bbolt state file in b.TempDir(): the durable configuration
 	memStore
+	sealedFileStore // fileStore sealed with a state key (--state-key-file)
 )
 
 // newRig opens a key on the given store. connect returns the host side of a transport to the
@@ -46,8 +49,15 @@ func newRig(b *testing.B, st backing, connect func(*emulator.Key) ctaphid.Report
 	s := signer.New(signer.WithPoolSize(poolSize))
 	b.Cleanup(s.Close)
 	opts := emulator.Options{Signer: s}
-	if st == fileStore {
+	if st == fileStore || st == sealedFileStore {
 		opts.StatePath = filepath.Join(b.TempDir(), "key.state")
+	}
+	if st == sealedFileStore {
+		k, err := store.NewStateKey([]byte("bench state key, 32 bytes or so."))
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts.StoreOptions = []store.Option{store.WithStateKey(k)}
 	}
 	k, err := emulator.Open(opts)
 	if err != nil {
@@ -192,6 +202,28 @@ func reportRatio(b *testing.B, std *stdlibRuns) {
 	}
 }
 
+// residentGetAssertionRequest registers a discoverable credential and returns a getAssertion that
+// finds it by RP ID alone (no allowList): the key reads the credential from its store.
+func residentGetAssertionRequest(b *testing.B, r *rig) []byte {
+	b.Helper()
+	alg := int64(cose.AlgES256)
+	transact(b, r.client, cbor(b, ctap.CmdMakeCredential, &ctap.MakeCredentialRequest{
+		ClientDataHash:   clientDataHash(),
+		RP:               &ctap.RPEntity{ID: rpID, Name: "Bench"},
+		User:             &ctap.UserEntity{ID: []byte("bench-user-0002"), Name: "resident", DisplayName: "Resident User"},
+		PubKeyCredParams: []ctap.CredentialParam{{Alg: &alg, Type: ctap.CredentialTypePublicKey}},
+		Options:          &ctap.Options{RK: ctap.Bool(true)},
+	}))
+	return cbor(b, ctap.CmdGetAssertion, &ctap.GetAssertionRequest{RPID: rpID, ClientDataHash: clientDataHash()})
+}
+
+// residentLoop times getAssertion of a discoverable credential with a warm pool.
+func residentLoop(b *testing.B, r *rig, std *stdlibRuns) {
+	req := residentGetAssertionRequest(b, r)
+	r.refill(b)
+	requestLoop(b, r, req, std)
+}
+
 // getAssertionLoop times whole getAssertion requests with a warm pool.
 func getAssertionLoop(b *testing.B, r *rig, std *stdlibRuns) {
 	req := getAssertionRequest(b, r)
@@ -215,7 +247,8 @@ func requestLoop(b *testing.B, r *rig, req []byte, std *stdlibRuns) {
 
 // BenchmarkGetAssertion is a whole getAssertion (non-resident credential in the allowList, UP,
 // no UV) from the host's CTAPHID client to the response: framing, CBOR, credential unwrap,
-// counter, signature. The store is the bbolt state file unless the name says memory.
+// counter, signature. The store is the bbolt state file unless the name says memory; "sealed" is
+// that file sealed with a state key.
 func BenchmarkGetAssertion(b *testing.B) {
 	var std stdlibRuns
 	b.Run("stdlib-sign", func(b *testing.B) { stdlibSign(b, &std) })
@@ -225,8 +258,46 @@ func BenchmarkGetAssertion(b *testing.B) {
 	b.Run("inprocess-memory", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, memStore, nil), &std)
 	})
+	// The same as inprocess with a trace recorder on the host connection (fidolab run --trace):
+	// its cost is the difference between the two, and trace-bytes/op is the trace's growth.
+	b.Run("inprocess-traced", func(b *testing.B) {
+		var size countingWriter
+		rec, err := trace.NewRecorder(&size, trace.Options{Tool: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := newRig(b, fileStore, func(k *emulator.Key) ctaphid.ReportConn {
+			return rec.Conn(k.Connect(), trace.Source{Transport: "inproc"})
+		})
+		req := getAssertionRequest(b, r)
+		r.refill(b)
+		before := size.n
+		requestLoop(b, r, req, &std)
+		b.ReportMetric(float64(size.n-before)/float64(b.N), "trace-bytes/op")
+		if err := rec.Close(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	// The cost of sealing the state: each sealed sub-benchmark next to the same request unsealed.
+	// A non-resident credential's ID is opened with the master secret the key holds in memory; a
+	// discoverable one is read (and, sealed, opened) from the store on every request.
+	b.Run("inprocess-sealed", func(b *testing.B) {
+		getAssertionLoop(b, newRig(b, sealedFileStore, nil), &std)
+	})
+	b.Run("inprocess-resident", func(b *testing.B) {
+		residentLoop(b, newRig(b, fileStore, nil), &std)
+	})
+	b.Run("inprocess-resident-sealed", func(b *testing.B) {
+		residentLoop(b, newRig(b, sealedFileStore, nil), &std)
+	})
 	b.Run("socket", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, socketConn(b)), &std)
+	})
+	b.Run("usbredir", func(b *testing.B) {
+		getAssertionLoop(b, newRig(b, fileStore, usbredirConn(b)), &std)
+	})
+	b.Run("usbip", func(b *testing.B) {
+		getAssertionLoop(b, newRig(b, fileStore, usbipConn(b)), &std)
 	})
 }
 
@@ -239,6 +310,11 @@ func BenchmarkMakeCredential(b *testing.B) {
 		requestLoop(b, newRig(b, fileStore, nil), makeCredentialRequest(b), &std)
 	})
 }
+
+// countingWriter counts what a trace recorder writes.
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
 
 // socketConn serves the key on a Unix socket in b's temp dir and dials it.
 func socketConn(b *testing.B) func(*emulator.Key) ctaphid.ReportConn {

@@ -42,6 +42,8 @@ type Options struct {
 	// the simulated user's and the faults' delays. nil means the wall clock, as for a served key;
 	// an in-process key on a clock.Virtual spends no wall time on any of them.
 	Clock clock.Clock
+	// StoreOptions tune the state store, e.g. store.WithStateKey to seal the state file.
+	StoreOptions []store.Option
 }
 
 // Key is one emulated key. Its run-time knobs (power, user, timing, faults) are read and set
@@ -64,6 +66,10 @@ type Key struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	watchMu  sync.Mutex
+	watchers map[int]func(plugged bool)
+	nextW    int
 }
 
 // Open builds a key. With a StatePath the file is created (mode 0600) or reopened.
@@ -73,8 +79,8 @@ func Open(o Options) (*Key, error) {
 		err error
 	)
 	if o.StatePath == "" {
-		st = store.NewMemory()
-	} else if st, err = store.OpenFile(o.StatePath); err != nil {
+		st = store.NewMemory(o.StoreOptions...)
+	} else if st, err = store.OpenFile(o.StatePath, o.StoreOptions...); err != nil {
 		return nil, fmt.Errorf("state %s: %w", o.StatePath, err)
 	}
 	p, err := choosePersona(st, o.Persona)
@@ -139,10 +145,44 @@ func (k *Key) Connect() ctaphid.ReportConn { return inproc.Connect(k.Device) }
 // replugging is a power-up, so the PIN power-cycle counter clears and the reset window restarts.
 func (k *Key) SetPlugged(on bool) error {
 	k.Device.SetPowered(on)
+	var err error
 	if on {
-		return k.Auth.PowerCycle()
+		err = k.Auth.PowerCycle()
 	}
-	return nil
+	k.notifyPlug(on)
+	return err
+}
+
+// WatchPlug calls fn with the new state after every SetPlugged (and with false when the key is
+// closed), until stop is called: a transport that shows the key on a bus (usb-redir, USB/IP,
+// UHID, a gadget) sends the host a disconnect or a connect. fn runs on the caller of SetPlugged
+// and must not call SetPlugged.
+func (k *Key) WatchPlug(fn func(plugged bool)) (stop func()) {
+	k.watchMu.Lock()
+	defer k.watchMu.Unlock()
+	if k.watchers == nil {
+		k.watchers = map[int]func(bool){}
+	}
+	id := k.nextW
+	k.nextW++
+	k.watchers[id] = fn
+	return func() {
+		k.watchMu.Lock()
+		defer k.watchMu.Unlock()
+		delete(k.watchers, id)
+	}
+}
+
+func (k *Key) notifyPlug(on bool) {
+	k.watchMu.Lock()
+	fns := make([]func(bool), 0, len(k.watchers))
+	for _, fn := range k.watchers {
+		fns = append(fns, fn)
+	}
+	k.watchMu.Unlock()
+	for _, fn := range fns {
+		fn(on)
+	}
 }
 
 // Plugged reports whether the key is plugged in.
@@ -160,6 +200,7 @@ func (k *Key) Close() error {
 	}
 	k.closed = true
 	k.Device.SetPowered(false)
+	k.notifyPlug(false)
 	return errors.Join(k.Auth.Close(), k.Store.Close())
 }
 

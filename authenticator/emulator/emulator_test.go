@@ -51,3 +51,18 @@ func TestUnplugDropsChannels(t *testing.T) {
 	_, err = hid.Ping(ctx, []byte("x"))
 	require.ErrorIs(t, err, ctaphid.ErrInvalidChannel)
 }
+
+func TestWatchPlugSeesEveryChange(t *testing.T) {
+	t.Parallel()
+	k, err := Open(Options{})
+	require.NoError(t, err)
+	var seen []bool
+	stop := k.WatchPlug(func(on bool) { seen = append(seen, on) })
+	require.NoError(t, k.SetPlugged(false))
+	require.NoError(t, k.SetPlugged(true))
+	require.NoError(t, k.Close())
+	require.Equal(t, []bool{false, true, false}, seen, "unplug, replug, and close as an unplug")
+	stop()
+	require.NoError(t, k.SetPlugged(true))
+	require.Len(t, seen, 3, "no call after stop")
+}

@@ -29,6 +29,8 @@ type backend interface {
 	view(fn func(txn) error) error
 	// update runs fn in a write transaction; when it returns nil the writes are durable.
 	update(fn func(txn) error) error
+	// init creates the buckets that do not exist yet.
+	init() error
 	close() error
 }
 
@@ -83,6 +85,8 @@ func (m *memBackend) update(fn func(txn) error) error {
 	}
 	return nil
 }
+
+func (m *memBackend) init() error { return nil }
 
 // close keeps the data: a memory "reopen" in tests shares it, like a file outliving a process.
 func (m *memBackend) close() error { return nil }

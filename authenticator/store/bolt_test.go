@@ -81,10 +81,10 @@ func TestOpenRejectsCorruptMeta(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name+"/memory", func(t *testing.T) {
 			m := newMemBackend()
-			s, err := open(m, defaultOptions(nil))
+			s, err := open(m, defaultOptions(nil), true)
 			require.NoError(t, err)
 			rawPut(t, s, bucketMeta, tc.key, tc.val)
-			_, err = open(m, defaultOptions(nil))
+			_, err = open(m, defaultOptions(nil), false)
 			require.ErrorIs(t, err, ErrCorrupt)
 		})
 		t.Run(name+"/file", func(t *testing.T) {

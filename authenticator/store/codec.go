@@ -31,6 +31,10 @@ func frame(payload []byte) []byte {
 
 // unframe checks a stored value and returns its payload, which aliases data.
 func unframe(what string, data []byte) ([]byte, error) {
+	if len(data) > 0 && data[0] == formatSealed {
+		// Only a sealed value that failed to open reaches here (see sealedBackend).
+		return nil, fmt.Errorf("%w: %s: sealed value does not open (damaged)", ErrCorrupt, what)
+	}
 	if len(data) < frameSize {
 		return nil, fmt.Errorf("%w: %s: %d bytes", ErrCorrupt, what, len(data))
 	}

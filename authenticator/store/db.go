@@ -49,7 +49,7 @@ type db struct {
 // NewMemory returns a store that keeps its state in process memory, with the same semantics
 // as a file-backed one.
 func NewMemory(opts ...Option) Store {
-	s, err := open(newMemBackend(), defaultOptions(opts))
+	s, err := open(newMemBackend(), defaultOptions(opts), true)
 	if err != nil {
 		// Only crypto/rand failing can get here, and the runtime treats that as fatal already.
 		panic(fmt.Sprintf("store: new memory store: %v", err))
@@ -59,34 +59,76 @@ func NewMemory(opts ...Option) Store {
 
 // open initialises a fresh backend or validates an existing one, then continues the signature
 // counter above the persisted mark: whatever the previous process handed out before it stopped
-// (cleanly or not) is at most that mark.
-func open(b backend, o options) (*db, error) {
+// (cleanly or not) is at most that mark. An existing backend without fidolab's schema version is
+// not a state (ErrNotState) and is left untouched.
+func open(b backend, o options, fresh bool) (*db, error) {
+	var version, seal []byte
+	err := b.view(func(t txn) error {
+		version, seal = bytes.Clone(t.get(bucketMeta, keyVersion)), bytes.Clone(t.get(bucketMeta, keySeal))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case version == nil && !fresh:
+		return nil, fmt.Errorf("%w: a bbolt database without fidolab's records (another program's file?)", ErrNotState)
+	case version != nil:
+		ver, err := decodeUint("schema version", version)
+		if err != nil {
+			return nil, err
+		}
+		if ver != schemaVersion {
+			return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, ver, schemaVersion)
+		}
+	}
+	if err := b.init(); err != nil {
+		return nil, err
+	}
+	var sealRec []byte
+	switch {
+	case version == nil && o.key != nil:
+		var sl *sealer
+		if sl, sealRec, err = newSealRecord(o.key); err != nil {
+			return nil, err
+		}
+		b = &sealedBackend{backend: b, s: sl}
+	case seal != nil && o.key == nil:
+		return nil, ErrSealed
+	case seal == nil && o.key != nil:
+		return nil, fmt.Errorf("%w: drop --state-key-file, or seal the file first with `fidolab key seal`", ErrNotSealed)
+	case seal != nil:
+		sl, err := openSealRecord(o.key, seal)
+		if err != nil {
+			return nil, err
+		}
+		b = &sealedBackend{backend: b, s: sl}
+	}
 	master, err := newMaster()
 	if err != nil {
 		return nil, err
 	}
 	var mark uint64
 	err = b.update(func(t txn) error {
-		v := t.get(bucketMeta, keyVersion)
-		if v == nil {
+		if version == nil {
 			if err := t.put(bucketMeta, keyVersion, encodeUint(schemaVersion)); err != nil {
 				return err
 			}
+			if sealRec != nil {
+				if err := t.put(bucketMeta, keySeal, sealRec); err != nil {
+					return err
+				}
+			}
 			return t.put(bucketMeta, keyMaster, encodeRaw(master))
-		}
-		ver, err := decodeUint("schema version", v)
-		if err != nil {
-			return err
-		}
-		if ver != schemaVersion {
-			return fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, ver, schemaVersion)
 		}
 		if _, err := readMaster(t); err != nil {
 			return err
 		}
+		var err error
 		mark, err = decodeUint("signature counter", t.get(bucketMeta, keyCountMark))
 		return err
 	})
+	clear(master)
 	if err != nil {
 		return nil, err
 	}

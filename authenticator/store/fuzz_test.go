@@ -2,6 +2,10 @@ package store
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,5 +75,30 @@ func FuzzDecodeRecord(f *testing.F) {
 				require.False(t, bytes.Equal(b, data[1:1+len(b)]))
 			}
 		}
+	})
+}
+
+// FuzzOpenStateFile opens mutated state files. Invariants: no crash (no fault, no panic, no hang);
+// a refusal is one of the file errors (ErrNotState, ErrDamaged, ErrCorrupt, ErrVersion); a file
+// that opens can be read and written, with only the store's own errors.
+func FuzzOpenStateFile(f *testing.F) {
+	small := realState(f, 3)
+	f.Add(small)
+	f.Add(small[:len(small)/2])
+	f.Add(realState(f, 30))
+	f.Add([]byte{})
+	dir := f.TempDir()
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, fmt.Sprintf("fuzz%d.state", n.Add(1)))
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		defer os.Remove(path)
+		s, err := OpenFile(path, WithLockTimeout(0), func(o *options) { o.noSync = true })
+		if err != nil {
+			requireFileError(t, err)
+			return
+		}
+		exercise(t, s)
+		_ = s.Close()
 	})
 }

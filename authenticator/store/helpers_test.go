@@ -27,7 +27,21 @@ type implementation struct {
 var implementations = []implementation{
 	{name: "file", open: openFileSubject},
 	{name: "memory", open: openMemorySubject},
+	{name: "file-sealed", open: func(t *testing.T, opts ...Option) *subject {
+		return openFileSubject(t, append(opts, WithStateKey(testStateKey))...)
+	}},
+	{name: "memory-sealed", open: func(t *testing.T, opts ...Option) *subject {
+		return openMemorySubject(t, append(opts, WithStateKey(testStateKey))...)
+	}},
 }
+
+var testStateKey = func() *StateKey {
+	k, err := NewStateKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 func openFileSubject(t *testing.T, opts ...Option) *subject {
 	t.Helper()
@@ -64,7 +78,7 @@ func openMemorySubject(t *testing.T, opts ...Option) *subject {
 	t.Helper()
 	m := newMemBackend()
 	o := defaultOptions(opts)
-	s, err := open(m, o)
+	s, err := open(m, o, true)
 	require.NoError(t, err)
 	sub := &subject{Store: s}
 	sub.reopen = func(t *testing.T, crash bool) {
@@ -72,7 +86,7 @@ func openMemorySubject(t *testing.T, opts ...Option) *subject {
 		if !crash {
 			require.NoError(t, sub.Close())
 		}
-		s, err := open(m, o)
+		s, err := open(m, o, false)
 		require.NoError(t, err)
 		sub.Store = s
 	}

@@ -69,6 +69,17 @@ var (
 	ErrPermissions = errors.New("store: state file permissions are too open")
 	// ErrVersion reports a state file written by a newer, incompatible schema.
 	ErrVersion = errors.New("store: unsupported state file version")
+	// ErrNotState reports an existing file that is not a fidolab state file (empty, not a bbolt
+	// database, or another program's database). It is never overwritten.
+	ErrNotState = errors.New("not a fidolab state file")
+	// ErrDamaged reports a state file whose structure is broken (truncated, damaged pages).
+	ErrDamaged = errors.New("state file damaged")
+	// ErrSealed reports a sealed state file opened without its state key.
+	ErrSealed = errors.New("the state file is sealed: give its key with --state-key-file FILE (or FIDOLAB_STATE_KEY_FILE)")
+	// ErrWrongKey reports a sealed state file opened with a key it was not sealed with.
+	ErrWrongKey = errors.New("the state file is sealed with a different key than the one given")
+	// ErrNotSealed reports a state key given for a state file that is not sealed.
+	ErrNotSealed = errors.New("the state file is not sealed, but a state key was given")
 )
 
 // Credential is a resident (discoverable) credential.
@@ -212,6 +223,8 @@ type Option func(*options)
 type options struct {
 	counterReserve uint32
 	lockTimeout    time.Duration
+	key            *StateKey
+	noSync         bool // tests that throw files away skip fsync
 }
 
 func defaultOptions(opts []Option) options {

@@ -14,11 +14,12 @@ import (
 
 func cmdKey(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("key needs a subcommand: info, list, delete, reset")
+		return usagef("key needs a subcommand: info, list, delete, reset, seal")
 	}
 	sub := args[0]
 	fs := newFlags("fidolab key "+sub, stderr)
 	state := fs.String("state", "", "the key's state file (required)")
+	stateKey := stateKeyFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	var id, rp, userName *string
 	var yes *bool
@@ -30,8 +31,9 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 		userName = fs.String("user", "", "user name (with --rp)")
 	case "reset":
 		yes = fs.Bool("yes", false, "confirm: wipe every credential, the PIN and all settings")
+	case "seal":
 	default:
-		return usagef("unknown key subcommand %q (want info, list, delete, reset)", sub)
+		return usagef("unknown key subcommand %q (want info, list, delete, reset, seal)", sub)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -42,9 +44,20 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 	if err := emulator.CheckStateFile(*state); err != nil {
 		return err
 	}
-	st, err := store.OpenFile(*state)
+	key, err := loadStateKey(*stateKey, *state)
 	if err != nil {
-		return fmt.Errorf("%s: %w (is a `fidolab serve` using it?)", *state, err)
+		return err
+	}
+	if sub == "seal" {
+		return sealState(stdout, *state, key, *asJSON)
+	}
+	var opts []store.Option
+	if key != nil {
+		opts = append(opts, store.WithStateKey(key))
+	}
+	st, err := store.OpenFile(*state, opts...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *state, err)
 	}
 	defer st.Close()
 	p, err := emulator.StoredPersona(st)
@@ -64,9 +77,20 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 	switch sub {
 	case "info":
 		if *asJSON {
-			return printJSON(stdout, status)
+			return printJSON(stdout, struct {
+				emulator.Status
+				Sealed bool `json:"sealed"`
+			}{status, store.Sealed(st)})
 		}
-		return status.WriteText(stdout)
+		if err := status.WriteText(stdout); err != nil {
+			return err
+		}
+		sealed := "no (secrets in clear, protected by mode 0600 only; see fidolab key seal)"
+		if store.Sealed(st) {
+			sealed = "yes (AES-256-GCM, key from --state-key-file)"
+		}
+		_, err := fmt.Fprintf(stdout, "sealed:                    %s\n", sealed)
+		return err
 	case "list":
 		if *asJSON {
 			return printJSON(stdout, status.Credentials)
@@ -101,6 +125,21 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "reset %s: %d credentials removed, PIN cleared\n", *state, status.Resident.Count)
 		return err
 	}
+}
+
+// sealState seals a plain state file in place with the key given by --state-key-file.
+func sealState(stdout io.Writer, path string, key *store.StateKey, asJSON bool) error {
+	if key == nil {
+		return usagef("seal needs the key: --state-key-file FILE (or %s)", stateKeyEnv)
+	}
+	if err := store.SealFile(path, key); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if asJSON {
+		return printJSON(stdout, map[string]bool{"sealed": true})
+	}
+	_, err := fmt.Fprintf(stdout, "sealed %s: open it from now on with --state-key-file\n", path)
+	return err
 }
 
 func pickCredential(s emulator.Status, id, rp, userName string) (emulator.CredentialInfo, error) {

@@ -1,10 +1,12 @@
 // Command fidolab is a software FIDO2 security key and the lab around it.
 //
 //	fidolab run      replay the Windows FIDO2 sign-in document's cases against the Windows model
-//	fidolab serve    serve an emulated key (socket transport, control API)
+//	fidolab serve    serve an emulated key (socket, usb-redir, USB/IP, UHID or gadget transport; control API)
 //	fidolab key      inspect or edit a key's state file
 //	fidolab persona  list and show personas
 //	fidolab compat   run real FIDO2 clients against every persona, write docs/compatibility.md
+//	fidolab trace    show, export (pcapng) or import (Windows event logs) traces
+//	fidolab devices  list the FIDO keys plugged into this machine (hidraw, or libusb with -tags gousb)
 package main
 
 import (
@@ -18,13 +20,19 @@ import (
 const usage = `fidolab — a software FIDO2 security key and the lab around it
 
 usage:
-  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key socket:PATH[,control=HOST:PORT]]
+  fidolab run     [--filter EXPR] [--catalog DIR]... [--persona NAME|FILE | --key KEY [--destructive]]
                   [--report FILE.xml|.json|.html|.md]... [--parallel N] [--ascii] [--quiet] [--list]
-  fidolab serve   [--persona NAME|FILE] [--state FILE] [--transport socket] [--listen unix:PATH|tcp:127.0.0.1:PORT]
-                  [--control 127.0.0.1:PORT] [--user POLICY] [--log LEVEL]
-  fidolab key     info|list|delete|reset --state FILE [--json] ...
+                  KEY: hidraw:/dev/hidrawN | usb:VID:PID[:SERIAL] | socket:PATH, then [,control=HOST:PORT]
+                  [--trace FILE [--trace-secrets]]
+  fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket|usbredir|usbip|uhid|gadget]
+                  [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT]
+                  [--user POLICY] [--log LEVEL] [--trace FILE [--trace-secrets]]
+                  [--uhid /dev/uhid] [--udc NAME] [--configfs DIR] [--gadget-name NAME]   (uhid, gadget: Linux)
+  fidolab key     info|list|delete|reset|seal --state FILE [--state-key-file FILE] [--json] ...
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
+  fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
+  fidolab devices [--json] [--all] [--usb]                     list the FIDO keys plugged in, with their --key
   fidolab help
 
 Run "fidolab COMMAND -h" for a command's flags.
@@ -54,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPersona(args[1:], stdout, stderr)
 	case "compat":
 		err = cmdCompat(args[1:], stdout, stderr)
+	case "trace":
+		err = cmdTrace(args[1:], stdout, stderr)
+	case "devices":
+		err = cmdDevices(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,8 +10,11 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/report"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -33,11 +37,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&reports, "report", "write a report; the extension picks the format: .xml (JUnit), .json, .html, .md (repeatable)")
 	filter := fs.String("filter", "", "select cases: id substring or glob, re:REGEX, tag:a,b, windows:EXPR, !TERM; terms are ANDed")
 	personaRef := fs.String("persona", "", "run every case on this persona (name or YAML file) instead of each scenario's own")
-	keySpec := fs.String("key", "", "run on this key instead of an in-process one: socket:PATH[,control=HOST:PORT]")
+	keySpec := fs.String("key", "", "run on this key instead of an in-process one: hidraw:/dev/hidrawN, usb:VID:PID[:SERIAL] "+
+		"or socket:PATH, each with an optional ,control=HOST:PORT (a socket key needs it)")
+	destructive := fs.Bool("destructive", false, "allow erasing a --key that is not empty (PIN, credentials); "+
+		"without it such a key is refused, or you are asked on a terminal")
 	parallel := fs.Int("parallel", 0, "cases at once (default: number of CPUs; an external key runs one at a time)")
 	ascii := fs.Bool("ascii", false, "plain ASCII output (no box drawing or check marks)")
 	quiet := fs.Bool("quiet", false, "no progress display")
 	list := fs.Bool("list", false, "list the selected cases without running them")
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +54,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *personaRef != "" && *keySpec != "" {
 		return usagef("give --persona or --key, not both")
+	}
+	if *destructive && *keySpec == "" {
+		return usagef("--destructive is about a --key; in-process keys are always fresh")
 	}
 	cat, err := loadCatalog(catalogs)
 	if err != nil {
@@ -58,8 +69,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	opts := runner.Options{Filter: *filter, Parallel: *parallel}
 	switch {
 	case *keySpec != "":
-		if opts.Keys, err = runner.External(*keySpec); err != nil {
-			return usagef("--key: %v", err)
+		ko := runner.KeyOptions{Destructive: *destructive, PIN: os.Getenv("FIDOLAB_KEY_PIN")}
+		if a := newTermAsker(os.Stdin, stderr); a != nil {
+			ko.Ask = a
+		}
+		if opts.Keys, err = runner.ExternalKey(*keySpec, ko); err != nil {
+			if errors.Is(err, runner.ErrUsage) {
+				return usagef("--key: %v", err)
+			}
+			return fmt.Errorf("--key: %w", err)
 		}
 	case *personaRef != "":
 		p, err := persona.Load(*personaRef)
@@ -78,9 +96,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			prog.Update(done, total, c)
 		}
 	}
+	rec, endTrace, err := tf.open("fidolab run", stderr)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		transport, endpoint := "inproc", "in-process key"
+		if *keySpec != "" {
+			transport, endpoint = "socket", *keySpec
+		}
+		opts.WrapConn = func(label string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn {
+			return rec.Conn(c, trace.Source{Transport: transport, Endpoint: endpoint, Case: label, Now: now})
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	run, err := runner.Run(ctx, cat, opts)
+	if terr := endTrace(); err == nil && terr != nil {
+		err = terr
+	}
 	if prog != nil {
 		prog.Finish()
 	}

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fidolab/fidolab/scenarios/result"
+	"github.com/fidolab/fidolab/scenarios/report"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,10 +21,11 @@ func TestRunWholeCatalog(t *testing.T) {
 	require.Contains(t, out, "PASS")
 	require.Contains(t, out, "multi-account-lock-screen")
 
-	var run result.Run
-	b, err := os.ReadFile(js)
+	f, err := os.Open(js)
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &run))
+	defer f.Close()
+	run, err := report.ReadJSON(f)
+	require.NoError(t, err)
 	require.Greater(t, len(run.Cases), 100)
 	require.True(t, run.OK())
 	for _, p := range []string{xml, html} {
@@ -89,10 +89,11 @@ func TestRunSlowPersonaInProcess(t *testing.T) {
 	require.NoError(t, os.WriteFile(slow, []byte("base: default\nname: slow\nquirks: {processingDelayMs: 1500}\n"), 0o600))
 	code, out, errOut := runCLI(t, "run", "--quiet", "--ascii", "--persona", slow, "--report", js)
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	var run result.Run
-	b, err := os.ReadFile(js)
+	f, err := os.Open(js)
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &run))
+	defer f.Close()
+	run, err := report.ReadJSON(f)
+	require.NoError(t, err)
 	require.Greater(t, len(run.Cases), 100)
 	require.Less(t, run.Duration, 30*time.Second, "the processing delay must not be spent in wall time")
 }

@@ -16,18 +16,24 @@ import (
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/user"
-	"github.com/fidolab/fidolab/transport/socket"
+	"github.com/fidolab/fidolab/harness/trace"
+	"github.com/fidolab/fidolab/transport/usbip"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fidolab serve", stderr)
 	personaRef := fs.String("persona", "", "persona name or YAML file (default: the state file's, else \"default\")")
 	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
-	transport := fs.String("transport", "socket", "how the key is exposed: socket")
-	listen := fs.String("listen", "unix:fidolab.sock", "socket address: unix:PATH or tcp:127.0.0.1:PORT")
+	stateKey := stateKeyFlag(fs)
+	transport := fs.String("transport", "socket", "how the key is exposed: "+transportNames())
+	listen := fs.String("listen", "", "unix:PATH or tcp:HOST:PORT (default: socket unix:fidolab.sock, usbredir unix:fidolab-usbredir.sock, usbip tcp:127.0.0.1:3240)")
+	allowRemote := fs.Bool("allow-remote", false, "allow --listen on a non-loopback TCP address (anyone reaching it can use the key)")
+	busID := fs.String("busid", usbip.DefaultBusID, "usbip: the bus ID the key is exported as")
 	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
+	dev := deviceFlags(fs)
+	tf := addTraceFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,14 +55,43 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if *transport != "socket" {
-		return usagef("--transport %q: only socket is available", *transport)
+	exp, ok := exposers[*transport]
+	if !ok {
+		return usagef("--transport %q: want one of %s", *transport, transportNames())
 	}
-	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger})
+	eo := exposeOptions{listen: *listen, allowRemote: *allowRemote, busID: *busID, device: dev, logger: logger, stderr: stderr}
+	if eo.listen == "" {
+		eo.listen = exp.defaultListen
+	}
+	if eo.listen != "" {
+		if err := checkListen(eo); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	if exp.check != nil {
+		if err := exp.check(eo); err != nil {
+			return usagef("--transport %s: %v", *transport, err)
+		}
+	}
+	storeOpts, err := stateKeyOptions(*stateKey, *state)
+	if err != nil {
+		return err
+	}
+	k, err := emulator.Open(emulator.Options{Persona: p, StatePath: *state, User: pol, Logger: logger, StoreOptions: storeOpts})
 	if err != nil {
 		return err
 	}
 	defer k.Close()
+	// Recorded at the device, so any transport serving k.Device is traced alike.
+	rec, endTrace, err := tf.open("fidolab serve", stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = endTrace() }()
+	if rec != nil {
+		k.Device.SetTap(rec.DeviceTap(trace.Source{Transport: *transport, Endpoint: eo.listen,
+			Device: k.Persona.Name + " " + k.Persona.AAGUID.String()}))
+	}
 	if _, manual := pol.(*user.Switch); manual {
 		k.User.Hold(false)
 	}
@@ -64,12 +99,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	l, err := socket.Listen(*listen)
+	serve, where, err := exp.start(ctx, k, eo)
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- socket.Serve(ctx, l, k.Device) }()
+	go func() { errc <- serve() }()
 
 	if *ctl != "" {
 		cl, err := control.Listen(*ctl)
@@ -85,17 +120,24 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		defer srv.Close()
 		fmt.Fprintf(stderr, "fidolab: control API on http://%s/\n", cl.Addr())
 	}
-	where := "in memory"
+	stateWhere := "in memory"
 	if *state != "" {
-		where = *state
+		stateWhere = *state
 	}
 	fmt.Fprintf(stderr, "fidolab: serving persona %s (AAGUID %s, state %s) on %s\n",
-		k.Persona.Name, k.Persona.AAGUID, where, *listen)
+		k.Persona.Name, k.Persona.AAGUID, stateWhere, where)
 	_ = stdout
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stderr, "fidolab: shutting down")
-		return nil
+		// Let the transport take the key away from its hosts before exiting: a gadget's configfs
+		// tree or a UHID device must not outlive the process.
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(transportStopTimeout):
+			return fmt.Errorf("the %s transport did not stop within %v", *transport, transportStopTimeout)
+		}
 	case err := <-errc:
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -80,15 +81,18 @@ func startServe(t *testing.T, args ...string) *served {
 	s.cmd.Stderr = s.stderr
 	require.NoError(t, s.cmd.Start())
 	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	waitServing(t, s)
+	return s
+}
+
+// waitServing waits for serve's "serving" line, printed once it listens.
+func waitServing(t *testing.T, s *served) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if strings.Contains(s.stderr.String(), "fidolab: serving") { // printed once listening
-			break
-		}
+	for !strings.Contains(s.stderr.String(), "fidolab: serving") {
 		require.True(t, time.Now().Before(deadline), "serve did not start: %s", s.stderr.String())
 		time.Sleep(10 * time.Millisecond)
 	}
-	return s
 }
 
 // connect opens a CTAP client on the served key's socket.
@@ -105,6 +109,16 @@ func (s *served) connect(t *testing.T) *client.Client {
 	return client.New(hid)
 }
 
+var controlLine = regexp.MustCompile(`fidolab: control API on (http://[^/\s]+)/`)
+
+// controlURL is the control API's base URL as serve printed it (it listens on a free port).
+func (s *served) controlURL(t *testing.T) string {
+	t.Helper()
+	m := controlLine.FindStringSubmatch(s.stderr.String())
+	require.NotNil(t, m, "serve printed no control API address: %s", s.stderr.String())
+	return m[1]
+}
+
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -116,7 +130,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 
 func TestServeSocketAndControlAPI(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "key.state")
-	s := startServe(t, "--state", state, "--control", "127.0.0.1:18765")
+	s := startServe(t, "--state", state, "--control", "127.0.0.1:0")
 	c := s.connect(t)
 	ctx := context.Background()
 
@@ -128,7 +142,7 @@ func TestServeSocketAndControlAPI(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "state files are private")
 
-	base := "http://127.0.0.1:18765"
+	base := s.controlURL(t)
 	code, body := httpGet(t, base+"/")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, "fidolab")
@@ -179,9 +193,49 @@ func TestServeSocketAndControlAPI(t *testing.T) {
 }
 
 func TestControlRefusesNonLoopback(t *testing.T) {
-	out, err := exec.Command(fidolabBinary(t), "serve", "--listen", "unix:"+filepath.Join(t.TempDir(), "s"), "--control", "0.0.0.0:18766").CombinedOutput()
+	out, err := exec.Command(fidolabBinary(t), "serve", "--listen", "unix:"+filepath.Join(t.TempDir(), "s"), "--control", "0.0.0.0:0").CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "loopback")
+}
+
+func TestServeListenIsLoopbackOnlyUnlessAllowed(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"tcp:0.0.0.0:0", "tcp::0", "tcp:[::]:0"} {
+		state := filepath.Join(t.TempDir(), "key.state")
+		cmd := exec.Command(fidolabBinary(t), "serve", "--listen", addr, "--state", state)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "%s: %s", addr, out)
+		require.Equal(t, 2, ee.ExitCode(), "%s: a refused address is a usage error", addr)
+		require.Contains(t, string(out), "not a loopback address", addr)
+		require.Contains(t, string(out), "--allow-remote", addr)
+		_, err = os.Stat(state)
+		require.True(t, os.IsNotExist(err), "a refused serve makes no state file")
+	}
+
+	s := &served{stderr: &syncBuffer{}}
+	s.cmd = exec.Command(fidolabBinary(t), "serve", "--listen", "tcp:0.0.0.0:0", "--allow-remote")
+	s.cmd.Stderr = s.stderr
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	waitServing(t, s)
+	require.Contains(t, s.stderr.String(), "WARNING: --allow-remote")
+}
+
+// A second serve on a live key's socket must leave it alone and say so.
+func TestServeDoesNotTakeOverALiveSocket(t *testing.T) {
+	t.Parallel()
+	first := startServe(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a takeover would serve on
+	defer cancel()
+	out, err := exec.CommandContext(ctx, fidolabBinary(t), "serve", "--listen", "unix:"+first.sock).CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "%s", out)
+	require.Equal(t, 1, ee.ExitCode())
+	require.Contains(t, string(out), first.sock+" is in use by another key")
+	c := first.connect(t)
+	_, err = c.GetInfo(context.Background())
+	require.NoError(t, err, "the first key still answers on its socket")
 }
 
 func mkReq(rpID, userName string) *ctap.MakeCredentialRequest {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/clock"
@@ -164,6 +165,8 @@ type Device struct {
 	lockUntil time.Time
 
 	unpowered bool // unplugged: reports from hosts go nowhere
+
+	tap atomic.Pointer[tapBox] // observes new ports (tap.go)
 }
 
 // NewDevice returns a Device that serves h.

@@ -26,9 +26,10 @@ type outMsg struct {
 type Port struct {
 	d      *Device
 	out    func(report []byte, at time.Time)
-	direct bool   // out never blocks: called under qmu, no writer goroutine
-	flush  func() // after the last report of a message (or of a batch of them); may be nil
-	pulls  bool   // the host runs its CBOR requests itself (RunPending); guarded by d.mu
+	tap    PortTap // nil unless the device has a tap (tap.go)
+	direct bool    // out never blocks: called under qmu, no writer goroutine
+	flush  func()  // after the last report of a message (or of a batch of them); may be nil
+	pulls  bool    // the host runs its CBOR requests itself (RunPending); guarded by d.mu
 
 	qmu     sync.Mutex
 	cond    *sync.Cond
@@ -75,7 +76,7 @@ func (d *Device) Open(out func(report []byte), opts ...PortOption) *Port {
 // key stayed silent (a keepalive every 100 ms, or one response 1.5 s after the request) without
 // any wall time passing.
 func (d *Device) OpenTimed(out func(report []byte, at time.Time), opts ...PortOption) *Port {
-	p := &Port{d: d, out: out, exited: make(chan struct{})}
+	p := &Port{d: d, out: out, exited: make(chan struct{}), tap: d.openTap()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -94,6 +95,7 @@ func (d *Device) OpenTimed(out func(report []byte, at time.Time), opts ...PortOp
 // 65-byte write with a leading report ID included) is dropped without an answer, as a USB HID device
 // never sees such a transfer. Input does not block on the handler or on output.
 func (p *Port) Input(report []byte) {
+	p.tapInput(report)
 	if len(report) != ReportSize {
 		return
 	}
@@ -125,6 +127,7 @@ func (p *Port) Close() {
 	p.qmu.Unlock()
 	p.d.portClosed(p)
 	<-p.exited
+	p.tapClosed()
 }
 
 func (p *Port) send(cid uint32, cmd byte, payload []byte) {
@@ -205,6 +208,7 @@ func (p *Port) flushOut() {
 // emit hands one report to the host: every report the device sends passes here. A Direct port
 // calls it with qmu held.
 func (p *Port) emit(r []byte) error {
+	p.tapOutput(r)
 	p.out(r, p.writeAt)
 	return nil
 }

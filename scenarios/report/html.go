@@ -35,6 +35,7 @@ type htmlPage struct {
 	Cases       []*htmlCase
 	KeyGroups   []htmlKeyGroup
 	Errors      []*htmlCase
+	Skipped     []*htmlCase
 	Failures    []htmlFailure
 	Counts      []htmlCount
 }
@@ -79,7 +80,7 @@ type htmlKeyGroup struct {
 	Cases []*htmlCase
 }
 
-var htmlSymbols = map[string]string{"pass": "✓", "fail": "✗", "keyinc": "!", "error": "?", "none": "–"}
+var htmlSymbols = map[string]string{"pass": "✓", "fail": "✗", "keyinc": "!", "error": "?", "none": "–", "skip": "↷"}
 
 // HTML writes a self-contained page (inline CSS and a little inline JS, nothing fetched): the
 // matrix with colour-coded cells linking to each case, each case with the document's words, every
@@ -98,6 +99,9 @@ func HTML(w io.Writer, r *result.Run) error {
 		p.Counts = append(p.Counts, htmlCount{"keyinc", fmt.Sprintf("%d key-incompatible", sm.KeyIncompatible)})
 	}
 	p.Counts = append(p.Counts, htmlCount{"error", plural(sm.Errors, "error", "errors")})
+	if sm.Skipped > 0 {
+		p.Counts = append(p.Counts, htmlCount{"skip", fmt.Sprintf("%d skipped", sm.Skipped)})
+	}
 	if !r.Started.IsZero() {
 		p.Started = r.Started.UTC().Format("2006-01-02 15:04:05 MST")
 	}
@@ -144,6 +148,9 @@ func HTML(w io.Writer, r *result.Run) error {
 	for _, hc := range p.Cases {
 		if unknownVerdict(hc.Case) {
 			p.Errors = append(p.Errors, hc)
+		}
+		if hc.Verdict == result.Skipped {
+			p.Skipped = append(p.Skipped, hc)
 		}
 	}
 	// Control characters are not allowed in HTML text and only ever come from data (a key's

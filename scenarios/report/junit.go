@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -11,17 +10,18 @@ import (
 	"github.com/fidolab/fidolab/scenarios/result"
 )
 
-// The JUnit schema as Jenkins (junit plugin) and GitLab read it: one testsuite per scenario,
-// one testcase per Windows version, so a CI page shows which versions a scenario broke on.
+// The JUnit schema as Jenkins (junit and xUnit plugins) and GitLab read it: one testsuite per
+// scenario, one testcase per Windows version, so a CI page shows which versions a scenario broke
+// on. Only attributes the Jenkins schema allows are written (testdata/junit-jenkins.xsd): the run's
+// start time goes on each testsuite, since <testsuites> has no timestamp attribute.
 type junitSuites struct {
-	XMLName   xml.Name     `xml:"testsuites"`
-	Name      string       `xml:"name,attr"`
-	Tests     int          `xml:"tests,attr"`
-	Failures  int          `xml:"failures,attr"`
-	Errors    int          `xml:"errors,attr"`
-	Time      string       `xml:"time,attr"`
-	Timestamp string       `xml:"timestamp,attr,omitempty"`
-	Suites    []junitSuite `xml:"testsuite"`
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
@@ -41,13 +41,20 @@ type junitProperty struct {
 	Value string `xml:"value,attr"`
 }
 
+// junitCase's children are in the schema's order: error, failure, system-out.
 type junitCase struct {
 	Name      string        `xml:"name,attr"`
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
-	Failure   *junitProblem `xml:"failure,omitempty"`
 	Error     *junitProblem `xml:"error,omitempty"`
+	Failure   *junitProblem `xml:"failure,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+// junitSkipped is a testcase not run on purpose; message says why.
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitProblem struct {
@@ -69,13 +76,14 @@ func JUnit(w io.Writer, r *result.Run) error {
 		Name: "fidolab run", Tests: s.Total, Failures: s.Failed + s.KeyIncompatible, Errors: s.Errors,
 		Time: seconds(r.Duration),
 	}
+	var started string
 	if !r.Started.IsZero() {
-		out.Timestamp = r.Started.UTC().Format(time.RFC3339)
+		started = r.Started.UTC().Format(time.RFC3339)
 	}
 	rows, cell := matrix(r)
 	vs := versionsOf(r)
 	for _, id := range rows {
-		suite := junitSuite{Name: id, Timestamp: out.Timestamp}
+		suite := junitSuite{Name: id, Timestamp: started}
 		var total time.Duration
 		for _, v := range vs {
 			c := cell[id][v]
@@ -95,6 +103,9 @@ func JUnit(w io.Writer, r *result.Run) error {
 			case result.KeyIncompatible:
 				tc.Failure = &junitProblem{Type: "key-incompatible", Message: failureMessage(c), Text: failureText(c)}
 				suite.Failures++
+			case result.Skipped:
+				tc.Skipped = &junitSkipped{Message: oneLine(c.Error)}
+				suite.Skipped++
 			default:
 				msg := oneLine(c.Error)
 				if msg == "" {
@@ -218,13 +229,3 @@ func stepLog(c *result.Case) string {
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
-
-// JSON writes the run as indented JSON with result's field names; result.Run reads it back.
-func JSON(w io.Writer, r *result.Run) error {
-	if r == nil {
-		return fmt.Errorf("report: no run")
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}

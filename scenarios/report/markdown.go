@@ -94,6 +94,12 @@ func Markdown(w io.Writer, r *result.Run) error {
 			fmt.Fprintf(b, "| `%s` | %s | %s |\n", mdCode(g.first.ID), mdEscape(strings.Join(g.versions, ", ")), mdEscape(g.first.Error))
 		}
 	}
+	if skipped := casesWith(r, result.Skipped); len(skipped) > 0 {
+		fmt.Fprintf(b, "\n### Skipped (%d)\n\n| scenario | versions | why |\n|---|---|---|\n", len(skipped))
+		for _, g := range groupFailures(skipped) {
+			fmt.Fprintf(b, "| `%s` | %s | %s |\n", mdCode(g.first.ID), mdEscape(strings.Join(g.versions, ", ")), mdEscape(g.first.Error))
+		}
+	}
 	return b.Flush()
 }
 
@@ -105,6 +111,8 @@ func mdSymbol(c *result.Case) string {
 		return "**✗**"
 	case "keyinc":
 		return "**!**"
+	case "skip":
+		return "↷"
 	case "none":
 		return "–"
 	}

@@ -27,6 +27,8 @@ type Progress struct {
 	dirty                       bool // a \r line is on screen and needs a newline before other output
 	now                         func() time.Time
 	start                       time.Time
+
+	skipped int // cases not run on purpose (result.Skipped)
 }
 
 // NewProgress returns a display of total cases writing to w.
@@ -74,6 +76,8 @@ func (p *Progress) update(done, total int, c *result.Case) {
 		p.fail++
 	case result.KeyIncompatible:
 		p.keyinc++
+	case result.Skipped:
+		p.skipped++
 	default:
 		p.errored++
 	}
@@ -140,6 +144,8 @@ func (p *Progress) mark(c *result.Case) string {
 		return g.fail
 	case "keyinc":
 		return g.keyinc
+	case "skip":
+		return g.skip
 	}
 	return g.err
 }
@@ -159,6 +165,9 @@ func (p *Progress) line() string {
 	}
 	if p.errored > 0 {
 		s += fmt.Sprintf("  %s %d", g.err, p.errored)
+	}
+	if p.skipped > 0 {
+		s += fmt.Sprintf("  %s %d", g.skip, p.skipped)
 	}
 	if p.current != "" {
 		s += "  " + p.current

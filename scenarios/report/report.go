@@ -94,7 +94,7 @@ func casesWith(r *result.Run, v result.Verdict) []*result.Case {
 // (error, or any verdict this package does not know).
 func unknownVerdict(c *result.Case) bool {
 	switch c.Verdict {
-	case result.Pass, result.Fail, result.KeyIncompatible:
+	case result.Pass, result.Fail, result.KeyIncompatible, result.Skipped:
 		return false
 	}
 	return true
@@ -185,6 +185,8 @@ func verdictWord(v result.Verdict) string {
 		return "key-incompatible"
 	case result.Error:
 		return "error"
+	case result.Skipped:
+		return "skipped"
 	case "":
 		return "no verdict"
 	}
@@ -203,6 +205,8 @@ func cssClass(c *result.Case) string {
 		return "fail"
 	case result.KeyIncompatible:
 		return "keyinc"
+	case result.Skipped:
+		return "skip"
 	}
 	return "error"
 }
@@ -222,6 +226,9 @@ func summaryLine(r *result.Run) string {
 		parts = append(parts, fmt.Sprintf("%d key-incompatible", s.KeyIncompatible))
 	}
 	parts = append(parts, plural(s.Errors, "error", "errors"))
+	if s.Skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d skipped", s.Skipped))
+	}
 	line := fmt.Sprintf("%s  %d cases: %s", word, s.Total, strings.Join(parts, ", "))
 	if r.Duration > 0 {
 		line += " in " + r.Duration.Round(1e6).String()

@@ -23,11 +23,12 @@ type TerminalOptions struct {
 type glyphs struct {
 	pass, fail, keyinc, err, none string
 	rule, sep, arrow, ellipsis    string
+	skip                          string
 }
 
 var (
-	unicodeGlyphs = glyphs{"✓", "✗", "!", "?", "–", "─", "│", "→", "…"}
-	asciiGlyphs   = glyphs{"ok", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~"}
+	unicodeGlyphs = glyphs{"✓", "✗", "!", "?", "–", "─", "│", "→", "…", "↷"}
+	asciiGlyphs   = glyphs{"ok", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~", "SKIP"}
 )
 
 const (
@@ -71,6 +72,7 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	t.failures(r)
 	t.keyIncompatible(r)
 	t.errors(r)
+	t.skipped(r)
 	line := summaryLine(r)
 	if len(r.Cases) > 0 {
 		t.println()
@@ -211,6 +213,8 @@ func (t *term) symbol(c *result.Case) (string, string) {
 		return t.g.keyinc, ansiBold + ansiYellow
 	case "none":
 		return t.g.none, ansiDim
+	case "skip":
+		return t.g.skip, ansiYellow
 	}
 	return t.g.err, ansiBold + ansiPurple
 }
@@ -281,8 +285,12 @@ func (t *term) matrix(r *result.Run) {
 		}
 		t.println(strings.TrimRight(b.String(), " "))
 	}
-	t.println(t.paint(ansiDim, fmt.Sprintf("%s pass  %s fail  %s key-incompatible  %s error (could not run)  %s not run",
-		t.g.pass, t.g.fail, t.g.keyinc, t.g.err, t.g.none)))
+	legend := fmt.Sprintf("%s pass  %s fail  %s key-incompatible  %s error (could not run)  %s not run",
+		t.g.pass, t.g.fail, t.g.keyinc, t.g.err, t.g.none)
+	if r.Summary().Skipped > 0 {
+		legend += fmt.Sprintf("  %s skipped (see why below)", t.g.skip)
+	}
+	t.println(t.paint(ansiDim, legend))
 }
 
 // failureGroup is one scenario failing the same way on several versions: shown once.
@@ -452,6 +460,31 @@ func (t *term) errors(r *result.Run) {
 		t.block(t.paint(ansiBold+ansiPurple, t.g.err)+" "+t.paint(ansiBold, t.text(g.first.ID))+"  ", width(t.g.err)+1+width(t.text(g.first.ID))+2,
 			strings.Join(g.versions, " "), "")
 		t.field("error", msg)
+	}
+}
+
+// skipped lists the cases not run on purpose, grouped by reason: what a user must allow (or do)
+// to run them.
+func (t *term) skipped(r *result.Run) {
+	cases := casesWith(r, result.Skipped)
+	if len(cases) == 0 {
+		return
+	}
+	t.heading(fmt.Sprintf("Skipped (%d): cases not run, and why", len(cases)))
+	byReason := map[string][]*result.Case{}
+	var reasons []string
+	for _, c := range cases {
+		if _, ok := byReason[c.Error]; !ok {
+			reasons = append(reasons, c.Error)
+		}
+		byReason[c.Error] = append(byReason[c.Error], c)
+	}
+	for _, why := range reasons {
+		t.println()
+		t.block(t.paint(ansiBold+ansiYellow, t.g.skip)+" ", width(t.g.skip)+1, oneLine(why), ansiBold)
+		for _, g := range groupFailures(byReason[why]) {
+			t.block("    "+t.text(g.first.ID)+"  ", 6, strings.Join(g.versions, " "), "")
+		}
 	}
 }
 

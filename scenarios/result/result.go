@@ -56,6 +56,9 @@ const (
 	// or persona other than the catalog's): listed apart from regressions.
 	KeyIncompatible Verdict = "key-incompatible"
 	Error           Verdict = "error" // the case could not run at all
+	// Skipped is a case the runner did not run on purpose: it would have erased a key that is not
+	// empty without --destructive, or needed a replug nobody could do. Case.Error says why.
+	Skipped Verdict = "skipped"
 )
 
 // Step is one action of a case and what happened.
@@ -111,7 +114,7 @@ type Exchange struct {
 
 // Summary counts verdicts.
 type Summary struct {
-	Total, Passed, Failed, KeyIncompatible, Errors int
+	Total, Passed, Failed, KeyIncompatible, Errors, Skipped int
 }
 
 // Summary counts the run's verdicts.
@@ -126,6 +129,8 @@ func (r *Run) Summary() Summary {
 			s.Failed++
 		case KeyIncompatible:
 			s.KeyIncompatible++
+		case Skipped:
+			s.Skipped++
 		default:
 			s.Errors++
 		}
@@ -133,7 +138,8 @@ func (r *Run) Summary() Summary {
 	return s
 }
 
-// OK reports whether every case passed (key-incompatible cases count as failures for the exit code).
+// OK reports whether every case passed (key-incompatible and skipped cases count as failures for
+// the exit code: what was asked was not fully checked).
 func (r *Run) OK() bool {
 	s := r.Summary()
 	return s.Passed == s.Total

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
-	"github.com/fidolab/fidolab/transport/socket"
 )
 
 // Key is a key the runner hands to hosts for one case.
@@ -110,8 +107,15 @@ func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
 // Advance moves the key's clock forward (host.Clock).
 func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 
+// Now reads the key's clock (for the times of a trace).
+func (k *inprocKey) Now() time.Time { return k.clock.Now() }
+
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
 func (k *inprocKey) AttestationRoot() *x509.Certificate { return k.Auth.AttestationRoot() }
+
+func (k *inprocKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	k.conns.setConnWrapper(f)
+}
 
 func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
 	return k.conns.open(ctx, k.Connect(), rec)
@@ -137,15 +141,30 @@ func (k *inprocKey) Close() error {
 type conns struct {
 	mu   sync.Mutex
 	live []ctaphid.ReportConn
+	wrap func(ctaphid.ReportConn) ctaphid.ReportConn // Options.WrapConn, bound to the case
+}
+
+// connWrapping keys let the runner wrap the host connections they open (Options.WrapConn).
+type connWrapping interface {
+	setConnWrapper(func(ctaphid.ReportConn) ctaphid.ReportConn)
+}
+
+func (cs *conns) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
+	cs.mu.Lock()
+	cs.wrap = f
+	cs.mu.Unlock()
 }
 
 // open keeps conn and returns a CTAP client on it with a fresh channel; rec, when non-nil, sees
 // every exchange.
-func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange)) (*client.Client, error) {
+func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange), hidOpts ...ctaphid.ClientOption) (*client.Client, error) {
 	cs.mu.Lock()
+	if cs.wrap != nil {
+		conn = cs.wrap(conn)
+	}
 	cs.live = append(cs.live, conn)
 	cs.mu.Unlock()
-	hid := ctaphid.NewClient(conn)
+	hid := ctaphid.NewClient(conn, hidOpts...)
 	if _, err := hid.Init(ctx); err != nil {
 		return nil, fmt.Errorf("CTAPHID_INIT: %w", err)
 	}
@@ -165,97 +184,3 @@ func (cs *conns) closeAll() {
 		_ = c.Close()
 	}
 }
-
-// External is a key outside the process reached over a report socket: spec is
-// "socket:PATH", "socket:unix:PATH" or "socket:tcp:HOST:PORT", optionally followed by
-// ",control=HOST:PORT" naming the key's control API (fidolab serve --control) for replugging.
-// Every case uses the same key, so cases run one after another and the runner resets the key
-// between them (replug, then authenticatorReset within the power-up window).
-func External(spec string) (KeyFactory, error) {
-	rest, ok := strings.CutPrefix(spec, "socket:")
-	if !ok {
-		return nil, fmt.Errorf("key %q: want socket:PATH (hidraw and usb keys are not supported yet)", spec)
-	}
-	addr, opt, _ := strings.Cut(rest, ",")
-	if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
-		addr = "unix:" + addr
-	}
-	f := &externalFactory{spec: spec, addr: addr}
-	if opt != "" {
-		ctl, ok := strings.CutPrefix(opt, "control=")
-		if !ok || ctl == "" {
-			return nil, fmt.Errorf("key %q: unknown option %q (want control=HOST:PORT)", spec, opt)
-		}
-		f.control = ctl
-	}
-	return f, nil
-}
-
-type externalFactory struct {
-	spec, addr, control string
-}
-
-func (f *externalFactory) Open(ctx context.Context, _ *catalog.Scenario) (Key, error) {
-	k := &externalKey{f: f}
-	// A fresh key for each case: power-up, then reset inside the window.
-	if err := k.Replug(ctx); err != nil {
-		return nil, err
-	}
-	c, err := k.Client(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Reset(ctx); err != nil {
-		return nil, fmt.Errorf("resetting %s between cases: %w", f.spec, err)
-	}
-	return k, nil
-}
-
-func (f *externalFactory) Describe() string { return f.spec }
-func (f *externalFactory) Override() string { return f.spec }
-func (f *externalFactory) Sequential() bool { return true }
-func (f *externalFactory) Close() error     { return nil }
-
-type externalKey struct {
-	f     *externalFactory
-	conns conns
-}
-
-func (k *externalKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn, err := socket.Dial(k.f.addr)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
-	}
-	c, err := k.conns.open(ctx, conn, rec)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
-	}
-	return c, nil
-}
-
-// Replug power-cycles the key through its control API; without one the key cannot be replugged
-// and the user would have to do it.
-func (k *externalKey) Replug(ctx context.Context) error {
-	if k.f.control == "" {
-		return fmt.Errorf("key %s: cannot replug without ,control=HOST:PORT", k.f.spec)
-	}
-	k.conns.closeAll()
-	for _, state := range []string{"off", "on"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+k.f.control+"/power/"+state, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("key %s: replug: %w", k.f.spec, err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("key %s: replug: control API answered %s", k.f.spec, resp.Status)
-		}
-	}
-	return nil
-}
-
-func (k *externalKey) Describe() string { return k.f.spec }
-func (k *externalKey) Close() error     { k.conns.closeAll(); return nil }

@@ -6,6 +6,7 @@ package runner
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/clock"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -39,6 +41,10 @@ type Options struct {
 	// without a clock of its own (an external key); nil means the wall clock. In-process keys
 	// have their own virtual clocks.
 	Clock clock.Clock
+	// WrapConn, when set, wraps every host connection a case opens to its key, with the case's
+	// label ("id@version") and the key's clock (nil for a key without one): fidolab run --trace
+	// records through it.
+	WrapConn func(caseLabel string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
@@ -111,6 +117,23 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		}
 	}
 
+	// A key from outside is inspected first: one that is not empty is erased only with permission,
+	// and a refusal skips every case with the reason instead of failing each on its own.
+	if pf, ok := opts.Keys.(interface{ Preflight(context.Context) error }); ok {
+		if err := pf.Preflight(ctx); err != nil {
+			var skip *SkipError
+			if !errors.As(err, &skip) {
+				return nil, err
+			}
+			for i := range cases {
+				run.Cases[i] = newCase(cases[i])
+				run.Cases[i].Verdict, run.Cases[i].Error = result.Skipped, skip.Reason
+			}
+			run.Duration = opts.Clock.Now().Sub(run.Started)
+			return run, nil
+		}
+	}
+
 	var (
 		mu   sync.Mutex
 		done int
@@ -171,11 +194,25 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	defer cancel()
 
 	inner, err := opts.Keys.Open(ctx, c.Scenario)
-	if err != nil {
+	var skip *SkipError
+	switch {
+	case errors.As(err, &skip):
+		rc.Verdict, rc.Error = result.Skipped, skip.Reason
+		return rc
+	case err != nil:
 		rc.Verdict, rc.Error = result.Error, "key: "+err.Error()
 		return rc
 	}
 	defer inner.Close()
+	if w, ok := inner.(connWrapping); ok && opts.WrapConn != nil {
+		label := c.ID + "@" + c.Version.Name
+		var now func() time.Time
+		if kc, ok := inner.(interface{ Now() time.Time }); ok {
+			now = kc.Now
+		}
+		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
+	}
+	defer skipIfKeySays(inner, rc)
 	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
@@ -208,6 +245,16 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	}
 	judge(ctx, c, key, opts.Keys.Override() != "", rc)
 	return rc
+}
+
+// skipIfKeySays marks the case skipped when its key could not do what the case asked of it on
+// purpose (a replug with nobody to do it), whatever the steps then observed.
+func skipIfKeySays(k Key, rc *result.Case) {
+	if s, ok := k.(interface{ SkipReason() string }); ok {
+		if why := s.SkipReason(); why != "" {
+			rc.Verdict, rc.Error, rc.KeyCause = result.Skipped, why, ""
+		}
+	}
 }
 
 // setUp gives the key its PIN and registers the scenario's accounts, in order, through a host of

@@ -7,72 +7,83 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
+	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/transport/listener"
 )
 
 // parse splits "unix:PATH" or "tcp:HOST:PORT" into a network and an address.
 func parse(addr string) (network, address string, err error) {
-	network, address, ok := strings.Cut(addr, ":")
-	if !ok || address == "" || (network != "unix" && network != "tcp") {
-		return "", "", fmt.Errorf("socket: address %q is not unix:PATH or tcp:HOST:PORT", addr)
+	network, address, err = listener.ParseAddr(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("socket: %w", err)
 	}
 	return network, address, nil
 }
 
-// Listen opens a listener on "unix:PATH" or "tcp:HOST:PORT". A stale Unix socket file at PATH is
-// removed first (any other kind of file is left alone and is an error), and the new socket file gets
-// mode 0600: a key answers whoever can connect, so only its owner may.
-func Listen(addr string) (net.Listener, error) {
-	network, address, err := parse(addr)
+// ListenOption widens what Listen allows.
+type ListenOption func(*listener.Options)
+
+// AllowRemote lets "tcp:HOST:PORT" bind to a non-loopback address or every interface, and writes a
+// warning to warn (nil: none). Without it such an address is refused: the key has no authentication.
+func AllowRemote(warn io.Writer) ListenOption {
+	return func(o *listener.Options) { o.AllowRemote, o.Warn = true, warn }
+}
+
+// Listen opens a listener on "unix:PATH" or "tcp:HOST:PORT" by the rules of package listener:
+// TCP on loopback only (unless AllowRemote); the Unix socket file is mode 0600 from the moment it
+// exists; a live key's socket at PATH is never taken over (the error matches listener.ErrInUse:
+// "PATH is in use by another key"), a stale one left by a crash is replaced, and any other kind of
+// file at PATH is an error and left alone.
+func Listen(addr string, opts ...ListenOption) (net.Listener, error) {
+	var o listener.Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	l, err := listener.Listen(addr, o)
 	if err != nil {
-		return nil, err
-	}
-	if network == "unix" {
-		if err := removeStale(address); err != nil {
-			return nil, err
-		}
-	}
-	l, err := net.Listen(network, address)
-	if err != nil {
-		return nil, fmt.Errorf("socket: listening on %s: %w", addr, err)
-	}
-	if network == "unix" {
-		if err := os.Chmod(address, 0o600); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("socket: restricting %s: %w", address, err)
-		}
+		return nil, fmt.Errorf("socket: %w", err)
 	}
 	return l, nil
 }
 
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("socket: checking %s: %w", path, err)
-	}
-	if fi.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("socket: %s exists and is not a socket", path)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("socket: removing stale socket %s: %w", path, err)
-	}
-	return nil
+// ServeOption tunes Serve.
+type ServeOption func(*serveOptions)
+
+type serveOptions struct {
+	logger *slog.Logger
+	after  func(time.Duration) <-chan time.Time
+}
+
+// WithLogger logs accept failures (and the retries after them) to l.
+func WithLogger(l *slog.Logger) ServeOption { return func(o *serveOptions) { o.logger = l } }
+
+// withClock replaces the backoff's clock in tests.
+func withClock(after func(time.Duration) <-chan time.Time) ServeOption {
+	return func(o *serveOptions) { o.after = after }
 }
 
 // Serve accepts connections on l until ctx ends, each one a Port of d, like a process holding the
 // key's hidraw node open. It closes l and every connection before returning, and returns nil when
-// ctx ended it.
-func Serve(ctx context.Context, l net.Listener, d *ctaphid.Device) error {
+// ctx ended it. An accept that fails for a reason that can heal (too many open files, …) does not
+// end it: it backs off (5 ms doubling to 1 s, as net/http does) and tries again, while the
+// connections it has keep being served. Any other accept error ends it with that error.
+func Serve(ctx context.Context, l net.Listener, d *ctaphid.Device, opts ...ServeOption) error {
+	var so serveOptions
+	for _, opt := range opts {
+		opt(&so)
+	}
+	log := so.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	backoff := listener.Backoff{After: so.after}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -90,6 +101,13 @@ func Serve(ctx context.Context, l net.Listener, d *ctaphid.Device) error {
 	var err error
 	for {
 		c, aerr := l.Accept()
+		if aerr != nil && ctx.Err() == nil && listener.Temporary(aerr) {
+			wait, ok := backoff.Wait(ctx)
+			log.Warn("socket: accept failed; retrying", "err", aerr, "after", wait)
+			if ok {
+				continue
+			}
+		}
 		if aerr != nil {
 			if ctx.Err() == nil {
 				err = fmt.Errorf("socket: accept: %w", aerr)
@@ -97,6 +115,7 @@ func Serve(ctx context.Context, l net.Listener, d *ctaphid.Device) error {
 			}
 			break
 		}
+		backoff.Reset()
 		mu.Lock()
 		if ctx.Err() != nil {
 			mu.Unlock()
@@ -141,6 +160,9 @@ func serveConn(c net.Conn, d *ctaphid.Device) {
 		}
 		wbuf = wbuf[:0]
 	}))
+	if who := describePeer(c); who != "" {
+		port.Describe(who) // for traces: which process holds the key
+	}
 	buf := make([]byte, readChunk)
 	have := 0
 	for {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/transport/listener"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,8 +58,8 @@ func TestParse(t *testing.T) {
 		ok                   bool
 	}{
 		{"unix:/run/fidolab.sock", "unix", "/run/fidolab.sock", true},
-		{"tcp:127.0.0.1:9000", "tcp", "127.0.0.1:9000", true},
-		{"tcp:[::1]:9000", "tcp", "[::1]:9000", true},
+		{"tcp:127.0.0.1:0", "tcp", "127.0.0.1:0", true},
+		{"tcp:[::1]:0", "tcp", "[::1]:0", true},
 		{"unix:", "", "", false},
 		{"udp:127.0.0.1:1", "", "", false},
 		{"/run/fidolab.sock", "", "", false},
@@ -267,4 +268,35 @@ func TestOneWritePerMessage(t *testing.T) {
 		require.Equal(t, ctaphid.CmdInit, r[4])
 		require.Equal(t, nonce, r[7])
 	}
+}
+
+func TestListenTCPIsLoopbackOnlyUnlessAllowed(t *testing.T) {
+	t.Parallel()
+	_, err := Listen("tcp:0.0.0.0:0")
+	require.ErrorIs(t, err, listener.ErrRemote)
+	require.ErrorContains(t, err, "--allow-remote")
+	_, err = Listen("tcp::0")
+	require.ErrorIs(t, err, listener.ErrRemote, "an empty host is every interface")
+
+	var warn bytes.Buffer
+	l, err := Listen("tcp:0.0.0.0:0", AllowRemote(&warn))
+	require.NoError(t, err)
+	defer l.Close()
+	require.Contains(t, warn.String(), "WARNING: --allow-remote")
+}
+
+func TestListenRefusesALiveKeysPath(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "key.sock")
+	_, stop := serve(t, "unix:"+path)
+	defer stop()
+	_, err := Listen("unix:" + path)
+	require.ErrorIs(t, err, listener.ErrInUse)
+	require.ErrorContains(t, err, path+" is in use by another key")
+	conn, err := Dial("unix:" + path)
+	require.NoError(t, err)
+	defer conn.Close()
+	got, err := ctaphid.NewClient(conn).Ping(context.Background(), []byte("mine"))
+	require.NoError(t, err, "the first key still answers on its path")
+	require.Equal(t, []byte("mine"), got)
 }
