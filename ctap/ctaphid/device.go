@@ -152,12 +152,23 @@ type Device struct {
 	rxCID      uint32
 	rxPort     *Port
 	rxDeadline time.Time
+	// The device's timers are armed lazily and never stopped: each fires at most once per its
+	// period, finds what is due then and re-arms for it. A request then costs no timer
+	// operation (a Reset or a Stop is a trip into the runtime's timer heap, an AfterFunc an
+	// allocation too), and an idle device's timers fire once more and stay quiet.
 	rxTimer    clock.Timer
+	rxArmed    bool      // rxTimer will fire, at rxTimerDue
+	rxTimerDue time.Time //
+	kaTimer    clock.Timer
+	kaArmed    bool
+	kaTimerDue time.Time
 
 	txn       *txn        // the request the handler is working on, nil when idle
 	idle      chan job    // unbuffered: a send succeeds only while a worker waits for a job
 	pull      job         // a job waiting for its host to run it (Port.RunPending); t nil if none
 	pullTimer *time.Timer // hands pull to a worker when its host does not come (wall time)
+	pullArmed bool
+	pullSeen  *txn // pull's request when pullTimer last fired
 	pullGrace time.Duration
 	lastDone  chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
 
@@ -330,31 +341,36 @@ func (d *Device) feed(p *Port, report []byte) {
 func (d *Device) startRx(p *Port, cid uint32) {
 	d.rxActive, d.rxCID, d.rxPort = true, cid, p
 	d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
-	if d.rxTimer == nil {
-		d.rxTimer = d.clock.AfterFunc(d.timing.MessageTimeout, d.rxTimeout)
-	} else {
-		d.rxTimer.Reset(d.timing.MessageTimeout)
+	if !d.rxArmed || d.rxTimerDue.After(d.rxDeadline) {
+		d.armRx(d.timing.MessageTimeout, d.rxDeadline)
 	}
+}
+
+func (d *Device) armRx(in time.Duration, due time.Time) {
+	if d.rxTimer == nil {
+		d.rxTimer = d.clock.AfterFunc(in, d.rxTimeout)
+	} else {
+		d.rxTimer.Reset(in)
+	}
+	d.rxArmed, d.rxTimerDue = true, due
 }
 
 func (d *Device) endRx() {
 	d.rxActive, d.rxCID, d.rxPort = false, 0, nil
-	if d.rxTimer != nil {
-		d.rxTimer.Stop()
-	}
 }
 
-// rxTimeout runs on the message timer, armed once per message. A timer stopped too late to keep
-// it from firing for an earlier message finds the deadline of the current one in the future and
-// re-arms for what is left.
+// rxTimeout runs on the message timer. The timer may have been armed for an earlier message
+// (it is never stopped): then the current one's deadline is still ahead and it re-arms for it.
 func (d *Device) rxTimeout() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.rxArmed = false
 	if !d.rxActive {
 		return
 	}
-	if left := d.rxDeadline.Sub(d.clock.Now()); left > 0 {
-		d.rxTimer.Reset(left)
+	now := d.clock.Now()
+	if left := d.rxDeadline.Sub(now); left > 0 {
+		d.armRx(left, d.rxDeadline)
 		return
 	}
 	cid, p := d.rxCID, d.rxPort

@@ -24,12 +24,13 @@ type outMsg struct {
 // never called concurrently; a Direct port has no such goroutine: the device calls out from
 // whichever goroutine produced the message, under the port's lock.
 type Port struct {
-	d      *Device
-	out    func(report []byte, at time.Time)
-	tap    PortTap // nil unless the device has a tap (tap.go)
-	direct bool    // out never blocks: called under qmu, no writer goroutine
-	flush  func()  // after the last report of a message (or of a batch of them); may be nil
-	pulls  bool    // the host runs its CBOR requests itself (RunPending); guarded by d.mu
+	d       *Device
+	out     func(report []byte, at time.Time)
+	tap     PortTap // nil unless the device has a tap (tap.go)
+	direct  bool    // out never blocks: called under qmu, no writer goroutine
+	flush   func()  // after the last report of a message (or of a batch of them); may be nil
+	pulls   bool    // the host runs its CBOR requests itself (RunPending); guarded by d.mu
+	untimed bool    // opened with Open: messages carry no time
 
 	qmu     sync.Mutex
 	cond    *sync.Cond
@@ -67,7 +68,19 @@ func WithFlush(flush func()) PortOption { return func(p *Port) { p.flush = flush
 // Open connects a host to the device. out receives every report the device sends to this host; the
 // slice is reused after out returns, so out must copy what it keeps. out must not call Close.
 func (d *Device) Open(out func(report []byte), opts ...PortOption) *Port {
-	return d.OpenTimed(func(r []byte, _ time.Time) { out(r) }, opts...)
+	return d.OpenTimed(func(r []byte, _ time.Time) { out(r) }, append(opts, untimed)...)
+}
+
+// untimed marks a port opened with Open: its host is not told when reports were produced, so
+// the device does not read its clock for every message.
+func untimed(p *Port) { p.untimed = true }
+
+// now is the time a message to this port is stamped with: the device's clock for OpenTimed.
+func (p *Port) now() time.Time {
+	if p.untimed {
+		return time.Time{}
+	}
+	return p.d.clock.Now()
 }
 
 // OpenTimed is Open for a host that needs to know when the device sent each report: at is the
@@ -140,7 +153,7 @@ func (p *Port) send(cid uint32, cmd byte, payload []byte) {
 		return
 	}
 	if p.direct {
-		p.writeAt = p.d.clock.Now()
+		p.writeAt = p.now()
 		_ = eachPacket(&p.direct64, cid, cmd, payload, p.write)
 		p.flushOut()
 		return
@@ -148,7 +161,7 @@ func (p *Port) send(cid uint32, cmd byte, payload []byte) {
 	if len(p.queue) >= maxQueuedMessages {
 		return
 	}
-	p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload, at: p.d.clock.Now()})
+	p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload, at: p.now()})
 	p.cond.Broadcast()
 }
 
@@ -167,7 +180,7 @@ func (p *Port) sendNow(cid uint32, cmd byte, payload []byte) {
 		p.qmu.Unlock()
 		return
 	}
-	at := p.d.clock.Now()
+	at := p.now()
 	if p.writing || len(p.queue) > 0 {
 		if len(p.queue) < maxQueuedMessages {
 			p.queue = append(p.queue, outMsg{cid: cid, cmd: cmd, payload: payload, at: at})

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/fidolab/fidolab/authenticator/clock"
 )
 
 // txn is a request handed to the Handler (CBOR, MSG or WINK). It owns the busy slot from dispatch until
@@ -24,8 +22,8 @@ type txn struct {
 	mu        sync.Mutex
 	finished  bool
 	aborted   bool
-	ka        clock.Timer
-	kaEvery   time.Duration
+	kaEvery   time.Duration // 0: no keepalives for this request
+	kaDue     time.Time     // the next keepalive, on the device's clock; guarded by Device.mu
 	done      chan struct{}
 	setStatus func(byte)
 }
@@ -41,11 +39,12 @@ func (d *Device) startJob(p *Port, msg Message) {
 	if t.cmd == CmdCBOR && !d.timing.NoKeepalive {
 		// Keepalives only while a CBOR request is being processed: Windows rejects a key that sends
 		// them at other times. The period starts now, even if an aborted handler is still finishing.
-		// t.mu is held so that a keepalive fired at once (a virtual clock moved by that handler)
-		// finds t.ka set.
-		t.mu.Lock()
-		t.ka = d.clock.AfterFunc(t.kaEvery, t.keepalive)
-		t.mu.Unlock()
+		t.kaDue = d.clock.Now().Add(t.kaEvery)
+		if !d.kaArmed || d.kaTimerDue.After(t.kaDue) {
+			d.armKeepalive(t.kaEvery, t.kaDue)
+		}
+	} else {
+		t.kaEvery = 0
 	}
 	prev := d.lastDone
 	d.lastDone = t.done
@@ -58,10 +57,13 @@ func (d *Device) startJob(p *Port, msg Message) {
 			d.launch(d.pull) // an aborted job its host never took: a worker lets it end in order
 		}
 		d.pull = j
-		if d.pullTimer == nil {
-			d.pullTimer = time.AfterFunc(d.pullGrace, d.pullExpired)
-		} else {
-			d.pullTimer.Reset(d.pullGrace)
+		if !d.pullArmed {
+			if d.pullTimer == nil {
+				d.pullTimer = time.AfterFunc(d.pullGrace, d.pullExpired)
+			} else {
+				d.pullTimer.Reset(d.pullGrace)
+			}
+			d.pullArmed = true
 		}
 		return
 	}
@@ -85,15 +87,27 @@ func (d *Device) launch(j job) {
 // behaviour.
 const DefaultPullGrace = 2 * time.Millisecond
 
-// pullExpired runs on the pull timer: the job its host did not take goes to a worker.
+// pullExpired runs on the pull timer, every pull grace while requests wait for their hosts. A
+// request still waiting that was already waiting at the previous tick goes to a worker; so one
+// waits between one and two grace periods, and a request pulled in time costs no timer operation.
 func (d *Device) pullExpired() {
 	d.mu.Lock()
 	j := d.pull
-	d.pull = job{}
-	d.mu.Unlock()
-	if j.t != nil {
-		d.launch(j)
+	switch {
+	case j.t == nil:
+		d.pullArmed, d.pullSeen = false, nil
+		d.mu.Unlock()
+		return
+	case j.t != d.pullSeen:
+		d.pullSeen = j.t
+		d.pullTimer.Reset(d.pullGrace)
+		d.mu.Unlock()
+		return
 	}
+	d.pull = job{}
+	d.pullArmed, d.pullSeen = false, nil
+	d.mu.Unlock()
+	d.launch(j)
 }
 
 // RunPending runs, on the calling goroutine, the CBOR request this port's host sent last, if no
@@ -187,9 +201,6 @@ func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
 	d.mu.Unlock()
 	t.mu.Lock()
 	t.finished = true // from here on no keepalive is queued
-	if t.ka != nil {
-		t.ka.Stop()
-	}
 	deliver := !t.aborted
 	t.mu.Unlock()
 	if deliver {
@@ -199,14 +210,39 @@ func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
 	}
 }
 
-func (t *txn) keepalive() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.finished || t.aborted {
+func (d *Device) armKeepalive(in time.Duration, due time.Time) {
+	if d.kaTimer == nil {
+		d.kaTimer = d.clock.AfterFunc(in, d.keepalive)
+	} else {
+		d.kaTimer.Reset(in)
+	}
+	d.kaArmed, d.kaTimerDue = true, due
+}
+
+// keepalive runs on the keepalive timer: it sends the running CBOR request's keepalive when it is
+// due, and re-arms for the next one. Armed for an earlier request (the timer is never stopped), it
+// finds the current one's keepalive still ahead and re-arms for it; with no request running it
+// stays quiet until the next one arms it.
+func (d *Device) keepalive() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.kaArmed = false
+	t := d.txn
+	if t == nil || t.kaEvery == 0 {
 		return
 	}
-	t.port.send(t.cid, CmdKeepalive, oneByte(byte(t.status.Load())))
-	t.ka.Reset(t.kaEvery)
+	now := d.clock.Now()
+	if left := t.kaDue.Sub(now); left > 0 {
+		d.armKeepalive(left, t.kaDue)
+		return
+	}
+	t.mu.Lock()
+	if !t.finished && !t.aborted {
+		t.port.send(t.cid, CmdKeepalive, oneByte(byte(t.status.Load())))
+	}
+	t.mu.Unlock()
+	t.kaDue = now.Add(t.kaEvery)
+	d.armKeepalive(t.kaEvery, t.kaDue)
 }
 
 // abortTxn drops the current request without a response. Called with d.mu held.
@@ -218,9 +254,6 @@ func (d *Device) abortTxn() {
 	d.txn = nil
 	t.mu.Lock()
 	t.aborted = true
-	if t.ka != nil {
-		t.ka.Stop()
-	}
 	t.mu.Unlock()
 	t.cancel()
 }
