@@ -14,6 +14,8 @@ import (
 
 // ReportConn carries raw 64-byte reports between a host and a device. Implementations allow one
 // WriteReport and one ReadReport at the same time, and WriteReport does not keep r after it returns.
+// The report ReadReport returns may be overwritten by the next ReadReport: a caller copies what it
+// keeps (an in-process connection then hands reports over without allocating).
 type ReportConn interface {
 	WriteReport(ctx context.Context, r []byte) error
 	ReadReport(ctx context.Context) ([]byte, error)

@@ -17,7 +17,8 @@ import (
 type Handler interface {
 	// HandleCBOR processes one CTAPHID_CBOR payload (command byte + CBOR) and returns the response payload
 	// (status byte + CBOR). setStatus switches the keepalive status (StatusUPNeeded while waiting for the user,
-	// StatusProcessing otherwise). ctx is cancelled by CTAPHID_CANCEL on that channel, by PowerCycle, or when
+	// StatusProcessing otherwise); it acts on the request being handled and must not be called after
+	// HandleCBOR returns. ctx is cancelled by CTAPHID_CANCEL on that channel, by PowerCycle, or when
 	// the port closes; the handler should then return CTAP2_ERR_KEEPALIVE_CANCEL (0x2D) within 50 ms.
 	HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte
 	// HandleMSG processes one CTAP1/U2F APDU and returns the response APDU (data + SW1 SW2).
@@ -177,6 +178,11 @@ type Device struct {
 
 	unpowered bool // unplugged: reports from hosts go nowhere
 
+	// running is the request whose handler runs now; setStatus, made once, switches its
+	// keepalive status (one function for every request: no closure per request).
+	running   atomic.Pointer[txn]
+	setStatus func(byte)
+
 	tap atomic.Pointer[tapBox] // observes new ports (tap.go)
 }
 
@@ -192,12 +198,18 @@ func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
 	if cfg.pullGrace == 0 {
 		cfg.pullGrace = DefaultPullGrace
 	}
-	return &Device{
+	d := &Device{
 		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(), rand: cfg.rand,
 		pullGrace: cfg.pullGrace,
 		channels:  make(map[uint32]struct{}),
 		idle:      make(chan job),
 	}
+	d.setStatus = func(s byte) {
+		if t := d.running.Load(); t != nil {
+			t.status.Store(uint32(s))
+		}
+	}
+	return d
 }
 
 // Info returns what the device reports in its INIT response.

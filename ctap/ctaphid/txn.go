@@ -19,13 +19,12 @@ type txn struct {
 
 	// mu orders keepalives before the response: both are queued under it, and no keepalive is
 	// queued once finished or aborted is set.
-	mu        sync.Mutex
-	finished  bool
-	aborted   bool
-	kaEvery   time.Duration // 0: no keepalives for this request
-	kaDue     time.Time     // the next keepalive, on the device's clock; guarded by Device.mu
-	done      chan struct{}
-	setStatus func(byte)
+	mu       sync.Mutex
+	finished bool
+	aborted  bool
+	kaEvery  time.Duration // 0: no keepalives for this request
+	kaDue    time.Time     // the next keepalive, on the device's clock; guarded by Device.mu
+	done     chan struct{}
 }
 
 // startJob hands msg to the handler on a new goroutine. Jobs run one after another: each waits for
@@ -35,7 +34,6 @@ func (d *Device) startJob(p *Port, msg Message) {
 	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: channelCtx{Context: ctx, cid: msg.CID}, cancel: cancel,
 		kaEvery: d.timing.KeepaliveInterval, done: make(chan struct{})}
 	t.status.Store(uint32(StatusProcessing))
-	t.setStatus = func(s byte) { t.status.Store(uint32(s)) }
 	if t.cmd == CmdCBOR && !d.timing.NoKeepalive {
 		// Keepalives only while a CBOR request is being processed: Windows rejects a key that sends
 		// them at other times. The period starts now, even if an aborted handler is still finishing.
@@ -185,9 +183,11 @@ func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
 		return
 	}
 	var resp []byte
+	d.running.Store(t) // for setStatus: handlers never overlap, so it is this one's
+	defer d.running.Store(nil)
 	switch t.cmd {
 	case CmdCBOR:
-		resp = d.h.HandleCBOR(&t.ctx, req, t.setStatus)
+		resp = d.h.HandleCBOR(&t.ctx, req, d.setStatus)
 	case CmdMsg:
 		resp = d.h.HandleMSG(&t.ctx, req)
 	case CmdWink:

@@ -45,6 +45,8 @@ type Conn struct {
 	waiting bool          // a reader waits on wake
 	wake    chan struct{} // capacity 1
 	dropped int
+
+	last [ctaphid.ReportSize]byte // the report ReadReportAt returned last (one reader at a time)
 }
 
 type timedReport struct {
@@ -109,7 +111,7 @@ func (c *Conn) ReadReport(ctx context.Context) ([]byte, error) {
 }
 
 // ReadReportAt returns the next report the device sent to this connection and the time, on the
-// device's clock, at which the device produced it.
+// device's clock, at which the device produced it. The report is valid until the next read.
 func (c *Conn) ReadReportAt(ctx context.Context) ([]byte, time.Time, error) {
 	for {
 		if c.closed.Load() { // a closed connection reports so even with reports still queued
@@ -118,13 +120,13 @@ func (c *Conn) ReadReportAt(ctx context.Context) ([]byte, time.Time, error) {
 		c.mu.Lock()
 		if c.head < len(c.inbox) {
 			tr := &c.inbox[c.head]
-			r, at := tr.r, tr.at // only the report escapes, not its time
-			*tr = timedReport{}
+			c.last = tr.r
+			at := tr.at
 			if c.head++; c.head == len(c.inbox) {
 				c.inbox, c.head = c.inbox[:0], 0
 			}
 			c.mu.Unlock()
-			return r[:], at, nil
+			return c.last[:], at, nil
 		}
 		c.waiting = true
 		c.mu.Unlock()
