@@ -234,15 +234,18 @@ func (a *Authenticator) locateCredentials(allow []ctap.CredentialDescriptor, ac 
 
 // assertion signs one assertion for c, with its extension outputs.
 func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecretSession, userDetails bool) (*ctap.GetAssertionResponse, error) {
-	exts := map[string]any{}
+	var exts map[string]any // made only for an extension output: most assertions have none
 	if hs != nil && c.hmacSecret {
 		out, err := a.hmacSecretOutput(hs, c, ac.uv)
 		if err != nil {
 			return nil, err
 		}
-		exts[extHMACSecret] = out
+		exts = map[string]any{extHMACSecret: out}
 	}
 	if ac.ext.credBlob {
+		if exts == nil {
+			exts = map[string]any{}
+		}
 		exts[extCredBlob] = append([]byte{}, c.blob...)
 	}
 	ad, err := a.newAuthData(ac.rpIDHash, exts)

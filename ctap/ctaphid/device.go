@@ -307,7 +307,7 @@ func (d *Device) input(p *Port, report []byte) {
 	case CmdCancel:
 		// CANCEL takes no lock that a running request holds, so it reaches a handler waiting for the user.
 		if d.txn != nil && d.txn.cid == cid {
-			d.txn.cancel()
+			d.txn.ctx.cancel()
 		}
 		return
 	}

@@ -3,6 +3,7 @@ package ctaphid
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,8 @@ type Port struct {
 	queue   []outMsg
 	spare   []outMsg
 	closed  bool
-	writing bool // out is being called (by the writer goroutine or by sendNow); guarded by qmu
+	gone    atomic.Bool // closed, readable without qmu (Input checks it for every report)
+	writing bool        // out is being called (by the writer goroutine or by sendNow); guarded by qmu
 	exited  chan struct{}
 
 	scratch  [ReportSize]byte // the writer goroutine's report buffer
@@ -112,10 +114,7 @@ func (p *Port) Input(report []byte) {
 	if len(report) != ReportSize {
 		return
 	}
-	p.qmu.Lock()
-	closed := p.closed
-	p.qmu.Unlock()
-	if closed {
+	if p.gone.Load() {
 		return
 	}
 	p.d.input(p, report)
@@ -131,6 +130,7 @@ func (p *Port) Close() {
 		return
 	}
 	p.closed = true
+	p.gone.Store(true)
 	clear(p.queue)
 	p.queue = nil
 	p.cond.Broadcast()

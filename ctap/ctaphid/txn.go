@@ -13,8 +13,7 @@ type txn struct {
 	cid    uint32
 	cmd    byte
 	port   *Port
-	ctx    channelCtx // what the handler gets: cancelled by CANCEL, carries the channel
-	cancel context.CancelFunc
+	ctx    jobCtx        // what the handler gets: cancelled by CANCEL, carries the channel
 	status atomic.Uint32 // keepalive status byte
 
 	// mu orders keepalives before the response: both are queued under it, and no keepalive is
@@ -30,8 +29,7 @@ type txn struct {
 // startJob hands msg to the handler on a new goroutine. Jobs run one after another: each waits for
 // the previous one's handler to return, so an aborted handler still finishing never overlaps the next.
 func (d *Device) startJob(p *Port, msg Message) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: channelCtx{Context: ctx, cid: msg.CID}, cancel: cancel,
+	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: jobCtx{cid: msg.CID},
 		kaEvery: d.timing.KeepaliveInterval, done: make(chan struct{})}
 	t.status.Store(uint32(StatusProcessing))
 	if t.cmd == CmdCBOR && !d.timing.NoKeepalive {
@@ -172,7 +170,7 @@ func (d *Device) worker(j job) {
 
 func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
 	defer close(t.done)
-	defer t.cancel()
+	defer t.ctx.cancel()
 	if prev != nil {
 		<-prev
 	}
@@ -255,24 +253,103 @@ func (d *Device) abortTxn() {
 	t.mu.Lock()
 	t.aborted = true
 	t.mu.Unlock()
-	t.cancel()
+	t.ctx.cancel()
 }
 
-// channelCtx is a request's context: its cancellation, and the channel it came on (Channel). It
-// lives inside the txn, so carrying the channel costs no allocation.
-type channelCtx struct {
-	context.Context
+// jobCtx is a request's context: cancelled by CANCEL, INIT on its channel, a power cycle or the
+// port closing, and carrying the channel it came on (Channel). It lives inside the txn and makes
+// its Done channel only when someone waits on it, so a request that never waits (most: the user
+// answers at once) costs no allocation for its context; context.WithCancel cost two and a
+// cancellation's bookkeeping. Contexts derived from it register through AfterFunc, as from a
+// context of the standard library.
+type jobCtx struct {
 	cid uint32
+
+	mu     sync.Mutex
+	done   chan struct{} // made by the first Done
+	err    error
+	afters []*afterFn
+}
+
+type afterFn struct{ f func() }
+
+var _ context.Context = (*jobCtx)(nil)
+
+// Deadline: a request has none; the host's CANCEL ends it.
+func (c *jobCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done returns a channel closed when the request is cancelled.
+func (c *jobCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.err != nil {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+// Err is context.Canceled once the request is cancelled.
+func (c *jobCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 type channelKey struct{}
 
 // Value answers Channel's key with the channel.
-func (c *channelCtx) Value(key any) any {
+func (c *jobCtx) Value(key any) any {
 	if key == (channelKey{}) {
 		return c.cid
 	}
-	return c.Context.Value(key)
+	return nil
+}
+
+// AfterFunc calls f in its own goroutine once the request is cancelled (at once if it is), as
+// context.AfterFunc does; stop unregisters f and reports whether it did so before f was started.
+// context.WithCancel and friends use it to follow a jobCtx without a goroutine of their own.
+func (c *jobCtx) AfterFunc(f func()) (stop func() bool) {
+	a := &afterFn{f: f}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	c.afters = append(c.afters, a)
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.afters {
+			if x == a {
+				c.afters = append(c.afters[:i], c.afters[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (c *jobCtx) cancel() {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = context.Canceled
+	if c.done != nil {
+		close(c.done)
+	}
+	afters := c.afters
+	c.afters = nil
+	c.mu.Unlock()
+	for _, a := range afters {
+		go a.f()
+	}
 }
 
 // Channel returns the CTAPHID channel of the request whose context ctx is (or derives from), as a
