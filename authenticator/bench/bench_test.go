@@ -302,6 +302,14 @@ func BenchmarkGetAssertion(b *testing.B) {
 	b.Run("socket", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, socketConn(b)), &std)
 	})
+	// The floors (floor_test.go): the authenticator alone, and the bare socket round trip.
+	b.Run("handlecbor", func(b *testing.B) {
+		handleCBORLoop(b, newRig(b, fileStore, nil), &std)
+	})
+	b.Run("socket-floor", func(b *testing.B) {
+		socketFloorLoop(b, newRig(b, fileStore, nil))
+		reportRatio(b, &std)
+	})
 	b.Run("usbredir", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, usbredirConn(b)), &std)
 	})
