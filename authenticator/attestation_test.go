@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"slices"
 	"testing"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
@@ -129,7 +130,7 @@ func TestAttestationCAKept(t *testing.T) {
 	require.NotEqual(t, root.Raw, other.AttestationRoot().Raw, "each key state has its own CA")
 
 	none := newTestKey(t, "default", func(p *persona.Persona) {
-		p.Attestation, p.U2F, p.EnterpriseAtt = persona.AttestationNone, false, false
+		p.Attestation, p.U2F, p.Versions, p.EnterpriseAtt = persona.AttestationNone, false, slices.DeleteFunc(p.Versions, isU2FVersion), false
 	})
 	require.Nil(t, none.AttestationRoot())
 }

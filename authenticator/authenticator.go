@@ -92,6 +92,9 @@ func New(cfg Config) (*Authenticator, error) {
 	if err := cfg.Persona.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkAlgorithms(cfg.Persona); err != nil {
+		return nil, err
+	}
 	a := &Authenticator{
 		p: cfg.Persona, st: cfg.Store, user: cfg.User, sig: cfg.Signer, rand: cfg.Rand,
 		clock: clock.Or(cfg.Clock), log: cfg.Logger, observe: cfg.Observer,

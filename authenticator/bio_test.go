@@ -285,7 +285,7 @@ func TestBioEnrollErrors(t *testing.T) {
 
 func TestBioEnrollNotOffered(t *testing.T) {
 	t.Parallel()
-	k := newTestKey(t, "default", func(p *persona.Persona) { p.BuiltInUV = false })
+	k := newTestKey(t, "default", func(p *persona.Persona) { p.BuiltInUV, p.BioEnrollPre = false, false })
 	for _, cmd := range []ctap.Command{ctap.CmdBioEnrollment, ctap.CmdBioEnrollmentPre} {
 		st, _ := k.call(cmd, &ctap.BioEnrollmentRequest{GetModality: ctap.Bool(true)})
 		require.Equal(t, ctap.ErrInvalidCommand, st)

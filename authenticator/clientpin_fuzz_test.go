@@ -51,6 +51,12 @@ func pinFuzzSeeds(t testing.TB, k *testKey) [][]byte {
 		add(&ctap.ClientPINRequest{PinUvAuthProtocol: pv, SubCommand: ctap.Uint(ctap.PINGetPinToken), KeyAgreement: ka, PinHashEnc: long})
 		add(&ctap.ClientPINRequest{PinUvAuthProtocol: pv, SubCommand: ctap.Uint(ctap.PINGetPinUvAuthTokenUsingUvWithPerms), KeyAgreement: ka, Permissions: ctap.Uint(2), RPID: &rp})
 	}
+	// Arrays where byte strings belong: the platform key's x, pinHashEnc (issue 9 item 13).
+	_, peer, _ := k.sharedSecret(2)
+	wrong, err := ctap.Marshal(map[any]any{1: 2, 2: ctap.PINGetPinToken,
+		3: map[any]any{1: 2, 3: -25, -1: 1, -2: arrayOf(peer.X[:]), -3: peer.Y[:]}, 6: arrayOf(make([]byte, 16))})
+	require.NoError(t, err)
+	seeds = append(seeds, wrong)
 	return append(seeds, nil, []byte{0xa0}, []byte{0xa1, 0x02, 0x18, 0xff}, []byte{0xa2, 0x02, 0x05, 0x03, 0x01})
 }
 
@@ -172,6 +178,6 @@ func FuzzConfig(f *testing.F) {
 		require.NoError(t, err)
 		require.NotNil(t, req.PinUvAuthProtocol)
 		msg := append(append(bytes.Repeat([]byte{0xff}, 32), 0x0d, byte(*req.SubCommand)), req.SubCommandParams...)
-		require.Equal(t, authParam(t, int(*req.PinUvAuthProtocol), tok, msg), req.PinUvAuthParam)
+		require.Equal(t, authParam(t, int(*req.PinUvAuthProtocol), tok, msg), []byte(req.PinUvAuthParam))
 	})
 }

@@ -26,7 +26,7 @@ func TestTokenPermissionChecks(t *testing.T) {
 		{"ga without rp", nil, ctap.PermGetAssertion | ctap.PermCredentialManagement, "", ctap.ErrMissingParameter},
 		{"lbw without largeBlobs", []func(*persona.Persona){func(p *persona.Persona) { p.LargeBlobs = false }}, ctap.PermLargeBlobWrite, "", ctap.ErrUnauthorizedPermission},
 		{"acfg without authnrCfg", []func(*persona.Persona){func(p *persona.Persona) { p.Config = false }}, ctap.PermAuthenticatorConfig, "", ctap.ErrUnauthorizedPermission},
-		{"be without sensor", []func(*persona.Persona){func(p *persona.Persona) { p.BuiltInUV = false }}, ctap.PermBioEnrollment, "", ctap.ErrUnauthorizedPermission},
+		{"be without sensor", []func(*persona.Persona){func(p *persona.Persona) { p.BuiltInUV, p.BioEnrollPre = false, false }}, ctap.PermBioEnrollment, "", ctap.ErrUnauthorizedPermission},
 		{"cm without credMgmt", []func(*persona.Persona){func(p *persona.Persona) { p.CredMgmt, p.CredMgmtPre = false, false }}, ctap.PermCredentialManagement, "", ctap.ErrUnauthorizedPermission},
 	}
 	for _, c := range cases {

@@ -40,7 +40,7 @@ const (
 	metaEdDSA       = 0x04
 	metaHMACSecret  = 0x08
 	metaResident    = 0x10
-	metaKnown       = metaCredProtect | metaEdDSA | metaHMACSecret | metaResident
+	metaKnown       = metaCredProtect | metaEdDSA | metaHMACSecret | metaResident | metaAlg | metaThirdPartyPayment // algorithms.go, ctap22.go
 )
 
 // Labels of the keys derived from the master secret (HKDF-SHA-256 info strings).
@@ -168,23 +168,25 @@ func (a *Authenticator) openCredentialID(id, rpIDHash []byte) (c *credential, ok
 	if err != nil {
 		return nil, false, err
 	}
-	pt, err := keys.aead.Open(nil, id[2:credIDHeader], id[credIDHeader:], credAAD(id[:2], rpIDHash))
-	if err != nil || len(pt) < credSecretLen {
+	meta := id[1]
+	alg := algFromMeta(meta)
+	n := secretLen(alg)
+	if n == 0 || len(id) < credIDLen(alg) {
 		return nil, false, nil
 	}
-	meta := id[1]
+	pt, err := keys.aead.Open(nil, id[2:credIDHeader], id[credIDHeader:], credAAD(id[:2], rpIDHash))
+	if err != nil || len(pt) < n {
+		return nil, false, nil
+	}
 	c = &credential{
 		id:          append([]byte(nil), id...),
-		alg:         int(cose.AlgES256),
+		alg:         alg,
 		credProtect: meta & metaCredProtect,
 		hmacSecret:  meta&metaHMACSecret != 0,
-		secret:      pt[:credSecretLen:credSecretLen],
+		secret:      pt[:n:n],
 	}
-	if meta&metaEdDSA != 0 {
-		c.alg = int(cose.AlgEdDSA)
-	}
-	if len(pt) > credSecretLen {
-		c.blob = append([]byte(nil), pt[credSecretLen:]...)
+	if len(pt) > n {
+		c.blob = append([]byte(nil), pt[n:]...)
 	}
 	if meta&metaResident != 0 {
 		clear(pt)
@@ -247,7 +249,7 @@ func (a *Authenticator) newKeyPair(alg int) (secret, coseKey []byte, err error) 
 			return nil, nil, ctap.Errorf(ctap.ErrOther, "generating key: %v", err)
 		}
 	default:
-		return nil, nil, ctap.Errorf(ctap.ErrUnsupportedAlgorithm, "algorithm %d", alg)
+		return a.newWideKeyPair(alg)
 	}
 	if coseKey, err = publicCOSE(alg, secret); err != nil {
 		clear(secret)
@@ -284,7 +286,7 @@ func publicCOSE(alg int, secret []byte) ([]byte, error) {
 		}
 		key, err = cose.FromEd25519(priv.Public().(ed25519.PublicKey))
 	default:
-		return nil, ctap.Errorf(ctap.ErrUnsupportedAlgorithm, "algorithm %d", alg)
+		key, err = widePublicCOSE(alg, secret)
 	}
 	if err != nil {
 		return nil, ctap.Errorf(ctap.ErrOther, "credential public key: %v", err)
@@ -320,7 +322,7 @@ func (a *Authenticator) sign(alg int, secret, msg []byte) ([]byte, error) {
 		defer clear(priv)
 		return ed25519.Sign(priv, msg), nil
 	}
-	return nil, ctap.Errorf(ctap.ErrOther, "credential algorithm %d", alg)
+	return signWide(alg, secret, msg)
 }
 
 // credRandom returns the hmac-secret CredRandom of c for the UV state: stored for a resident
@@ -356,6 +358,7 @@ func credMeta(alg int, credProtect uint8, hmacSecret, resident bool) byte {
 	if cose.Algorithm(alg) == cose.AlgEdDSA {
 		m |= metaEdDSA
 	}
+	m |= algMeta(cose.Algorithm(alg))
 	if hmacSecret {
 		m |= metaHMACSecret
 	}

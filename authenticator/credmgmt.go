@@ -43,10 +43,11 @@ func (a *Authenticator) credentialManagement(_ context.Context, r *request) (any
 	}
 	a.mu.Unlock()
 
+	persistent := false // authorised by the persistent (read-only, RP-less) token: ctap22.go
 	switch sub {
 	case ctap.CMGetCredsMetadata, ctap.CMEnumerateRPsBegin, ctap.CMEnumerateCredentialsBegin,
 		ctap.CMDeleteCredential, ctap.CMUpdateUserInformation:
-		if err := a.cmVerify(req, sub); err != nil {
+		if persistent, err = a.cmVerify(req, sub); err != nil {
 			return nil, err
 		}
 	case ctap.CMEnumerateRPsGetNextRP, ctap.CMEnumerateCredentialsGetNextCredential:
@@ -57,13 +58,13 @@ func (a *Authenticator) credentialManagement(_ context.Context, r *request) (any
 
 	switch sub {
 	case ctap.CMGetCredsMetadata:
-		return a.cmMetadata()
+		return a.cmMetadata(persistent)
 	case ctap.CMEnumerateRPsBegin:
-		return a.cmEnumerateRPsBegin()
+		return a.cmEnumerateRPsBegin(persistent)
 	case ctap.CMEnumerateRPsGetNextRP:
 		return a.cmEnumerateRPsNext()
 	case ctap.CMEnumerateCredentialsBegin:
-		return a.cmEnumerateCredsBegin(params)
+		return a.cmEnumerateCredsBegin(params, persistent)
 	case ctap.CMEnumerateCredentialsGetNextCredential:
 		return a.cmEnumerateCredsNext()
 	case ctap.CMDeleteCredential:
@@ -75,21 +76,28 @@ func (a *Authenticator) credentialManagement(_ context.Context, r *request) (any
 
 // cmVerify checks pinUvAuthParam = authenticate(token, subCommand ‖ subCommandParams) and the
 // cm permission. The RP binding is checked per subcommand by the caller, because credential
-// management never binds a token to an RP on use (only getPinUvAuthToken… does).
-func (a *Authenticator) cmVerify(req *ctap.CredentialManagementRequest, sub uint64) error {
+// management never binds a token to an RP on use (only getPinUvAuthToken… does). On a persona
+// with perCredMgmtRO the read-only subcommands also accept the persistent token (persistent
+// true); update and delete never do (CTAP2_ERR_PIN_AUTH_INVALID).
+func (a *Authenticator) cmVerify(req *ctap.CredentialManagementRequest, sub uint64) (persistent bool, err error) {
 	if req.PinUvAuthParam == nil {
-		return ctap.Errorf(ctap.ErrPUATRequired, "credentialManagement needs pinUvAuthParam")
+		return false, ctap.Errorf(ctap.ErrPUATRequired, "credentialManagement needs pinUvAuthParam")
 	}
 	msg := make([]byte, 0, 1+len(req.SubCommandParams))
 	msg = append(msg, byte(sub))
 	msg = append(msg, req.SubCommandParams...)
-	_, err := a.verifyPinUvAuth(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, ctap.PermCredentialManagement, "")
-	return err
+	_, err = a.verifyPinUvAuth(req.PinUvAuthProtocol, req.PinUvAuthParam, msg, ctap.PermCredentialManagement, "")
+	if err != nil && a.p.PerCredMgmtRO && cmReadOnly(sub) && ctap.StatusOf(err) == ctap.ErrPINAuthInvalid &&
+		a.verifyPersistent(req.PinUvAuthProtocol, req.PinUvAuthParam, msg) {
+		return true, nil
+	}
+	return false, err
 }
 
-// cmRequireUnbound refuses a token bound to an RP for the subcommands that cover every RP.
-func (a *Authenticator) cmRequireUnbound() error {
-	if a.tokenBoundRP() != "" {
+// cmRequireUnbound refuses a token bound to an RP for the subcommands that cover every RP (the
+// persistent token is bound to none).
+func (a *Authenticator) cmRequireUnbound(persistent bool) error {
+	if !persistent && a.tokenBoundRP() != "" {
 		return ctap.Errorf(ctap.ErrPINAuthInvalid, "token is bound to an RP; this subcommand spans all RPs")
 	}
 	return nil
@@ -107,8 +115,8 @@ func mgmtStoreErr(what string, err error) error {
 	return ctap.Errorf(ctap.ErrOther, "%s: %v", what, err)
 }
 
-func (a *Authenticator) cmMetadata() (any, error) {
-	if err := a.cmRequireUnbound(); err != nil {
+func (a *Authenticator) cmMetadata(persistent bool) (any, error) {
+	if err := a.cmRequireUnbound(persistent); err != nil {
 		return nil, err
 	}
 	n, err := a.st.CountResident()
@@ -122,8 +130,8 @@ func (a *Authenticator) cmMetadata() (any, error) {
 	}, nil
 }
 
-func (a *Authenticator) cmEnumerateRPsBegin() (any, error) {
-	if err := a.cmRequireUnbound(); err != nil {
+func (a *Authenticator) cmEnumerateRPsBegin(persistent bool) (any, error) {
+	if err := a.cmRequireUnbound(persistent); err != nil {
 		return nil, err
 	}
 	rps, err := a.st.ResidentRPs()
@@ -186,11 +194,11 @@ func cmRPResponse(rp store.RP) *ctap.CredentialManagementResponse {
 	return &ctap.CredentialManagementResponse{RP: &ctap.RPEntity{ID: rp.ID, Name: rp.Name}, RPIDHash: h[:]}
 }
 
-func (a *Authenticator) cmEnumerateCredsBegin(params *ctap.CredentialManagementParams) (any, error) {
+func (a *Authenticator) cmEnumerateCredsBegin(params *ctap.CredentialManagementParams, persistent bool) (any, error) {
 	if params.RPIDHash == nil {
 		return nil, ctap.Errorf(ctap.ErrMissingParameter, "enumerateCredentialsBegin: rpIDHash missing")
 	}
-	if b := a.tokenBoundRP(); b != "" {
+	if b := a.tokenBoundRP(); b != "" && !persistent {
 		h := sha256.Sum256([]byte(b))
 		if !bytes.Equal(h[:], params.RPIDHash) {
 			return nil, ctap.Errorf(ctap.ErrPINAuthInvalid, "token is bound to another RP")
@@ -213,7 +221,7 @@ func (a *Authenticator) cmEnumerateCredsBegin(params *ctap.CredentialManagementP
 	if len(creds) == 0 {
 		return nil, ctap.Errorf(ctap.ErrNoCredentials, "no credentials for this rpIDHash")
 	}
-	resp, err := cmCredResponse(creds[0])
+	resp, err := a.cmCredResponse(creds[0])
 	if err != nil {
 		return nil, err
 	}
@@ -246,13 +254,13 @@ func (a *Authenticator) cmEnumerateCredsNext() (any, error) {
 		if err != nil {
 			return nil, mgmtStoreErr("reading credential", err)
 		}
-		return cmCredResponse(c)
+		return a.cmCredResponse(c)
 	}
 }
 
 // cmCredResponse describes one credential. A credential made without credProtect reports level 1,
 // the policy it is treated with, as hardware keys do.
-func cmCredResponse(c *store.Credential) (*ctap.CredentialManagementResponse, error) {
+func (a *Authenticator) cmCredResponse(c *store.Credential) (*ctap.CredentialManagementResponse, error) {
 	pub, err := publicCOSE(c.Alg, c.PrivateKey)
 	if err != nil {
 		return nil, err
@@ -269,6 +277,9 @@ func cmCredResponse(c *store.Credential) (*ctap.CredentialManagementResponse, er
 	}
 	if len(c.LargeBlobKey) > 0 {
 		resp.LargeBlobKey = c.LargeBlobKey
+	}
+	if a.p.HasExtension(extThirdPartyPayment) { // CTAP 2.2 §6.8: 0x0C, for every credential
+		resp.ThirdPartyPayment = ctap.Bool(isThirdPartyPayment(c.ID))
 	}
 	return resp, nil
 }

@@ -161,7 +161,7 @@ func TestCredMgmtEnumerateAndDelete(t *testing.T) {
 					want := creds[string(r.CredentialID.ID)]
 					require.NotNil(t, want, "unknown credential returned")
 					require.Equal(t, ctap.CredentialTypePublicKey, r.CredentialID.Type)
-					require.Equal(t, want.UserID, r.User.ID)
+					require.Equal(t, want.UserID, []byte(r.User.ID))
 					require.Equal(t, want.UserName, r.User.Name)
 					require.Equal(t, want.UserDisplayName, r.User.DisplayName)
 					require.Equal(t, pubs[string(want.ID)], []byte(r.PublicKey), "public key derived from the stored private key")
@@ -390,10 +390,10 @@ func TestCredMgmtStaleEnumeration(t *testing.T) {
 	tok := k.mgmtToken(ctap.PermCredentialManagement, "")
 
 	first := k.mustCM(ctap.CmdCredentialManagement, tok, ctap.CMEnumerateCredentialsBegin, &ctap.CredentialManagementParams{RPIDHash: rpHash("s.example")})
-	require.Equal(t, []byte("u3"), first.User.ID)
+	require.Equal(t, []byte("u3"), []byte(first.User.ID))
 	require.NoError(t, k.Store().DeleteResident([]byte("cred-s.example-u2")))
 	next := k.mustCM(ctap.CmdCredentialManagement, nil, ctap.CMEnumerateCredentialsGetNextCredential, nil)
-	require.Equal(t, []byte("u1"), next.User.ID)
+	require.Equal(t, []byte("u1"), []byte(next.User.ID))
 	st, _ := k.cm(ctap.CmdCredentialManagement, nil, ctap.CMEnumerateCredentialsGetNextCredential, nil)
 	require.Equal(t, ctap.ErrNotAllowed, st)
 
@@ -486,10 +486,10 @@ func TestCredMgmtWithMakeCredentialAndGetAssertion(t *testing.T) {
 	require.Equal(t, []string{"c.example", "b.example", "a.example"}, k.mgmtEnumerateRPs(ctap.CmdCredentialManagement, tok), "newest RP first")
 	got := k.mgmtEnumerateCreds(ctap.CmdCredentialManagement, tok, "a.example")
 	require.Len(t, got, 2)
-	require.Equal(t, []byte("bob"), got[0].User.ID, "newest first")
+	require.Equal(t, []byte("bob"), []byte(got[0].User.ID), "newest first")
 	for _, r := range got {
 		m := madeBy[string(r.User.ID)]
-		require.Equal(t, m.id, r.CredentialID.ID)
+		require.Equal(t, m.id, []byte(r.CredentialID.ID))
 		require.Equal(t, m.pub, []byte(r.PublicKey), "the attested public key")
 		require.Equal(t, m.lbk, r.LargeBlobKey)
 		require.Equal(t, uint64(ctap.CredProtectUVOptionalWithCredList), *r.CredProtect)
@@ -519,7 +519,7 @@ func TestCredMgmtWithMakeCredentialAndGetAssertion(t *testing.T) {
 	require.Equal(t, 2, ga.NumberOfCredentials)
 	var next ctap.GetAssertionResponse
 	k.must(ctap.CmdGetNextAssertion, nil, &next)
-	require.Equal(t, []byte("alice"), next.User.ID)
+	require.Equal(t, []byte("alice"), []byte(next.User.ID))
 	require.Equal(t, "alice.renamed", next.User.Name)
 	require.Equal(t, "Alice Renamed", next.User.DisplayName)
 

@@ -60,6 +60,8 @@ func FuzzMakeCredential(f *testing.F) {
 	coreSeed(f, r)
 	f.Add([]byte{0xa0})
 	f.Add([]byte{0xff})
+	coreSeed(f, map[any]any{1: []any{1}, 2: map[any]any{"id": "a.example"}, 3: map[any]any{"id": []any{1}},
+		4: []any{map[any]any{"alg": -7, "type": "public-key"}}}) // arrays where byte strings belong
 	f.Fuzz(func(t *testing.T, data []byte) { k.fuzzCBOR(t, ctap.CmdMakeCredential, data) })
 }
 
@@ -73,6 +75,9 @@ func FuzzGetAssertion(f *testing.F) {
 	r.Options = &ctap.Options{UP: ctap.Bool(false)}
 	coreSeed(f, r)
 	f.Add([]byte{0xa1, 0x01, 0x60})
+	coseArray := map[any]any{1: 2, 3: -25, -1: 1, -2: arrayOf(make([]byte, 32)), -3: make([]byte, 32)}
+	coreSeed(f, map[any]any{1: "known.example", 2: []any{1}, 3: []any{map[any]any{"id": []any{1}, "type": "public-key"}},
+		4: map[any]any{"hmac-secret": map[any]any{1: coseArray, 2: []any{1}, 3: nil}}}) // arrays and null where byte strings belong
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k.fuzzCBOR(t, ctap.CmdGetAssertion, data)
 		k.fuzzCBOR(t, ctap.CmdGetNextAssertion, nil)

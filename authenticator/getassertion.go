@@ -22,6 +22,8 @@ type assertionCtx struct {
 	clientDataHash []byte
 	up, uv         bool
 	ext            gaExtensions
+	// thirdPartyPayment: the request asked for the thirdPartyPayment output (ctap22.go).
+	thirdPartyPayment bool
 }
 
 // assertionQueue is the rest of a getAssertion without allowList, for getNextAssertion. It
@@ -43,6 +45,11 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	req, err := ctap.DecodeGetAssertion(r.params)
 	if err != nil {
 		return nil, err
+	}
+	if req.Extensions != nil {
+		if err := checkKeyEncoding(hmacSecretKey(req.Extensions.HMACSecret)); err != nil {
+			return nil, err
+		}
 	}
 	ac := assertionCtx{rpID: req.RPID, rpIDHash: sha256.Sum256([]byte(req.RPID)), clientDataHash: req.ClientDataHash, up: true}
 	hasParam, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, ac.rpID)
@@ -98,6 +105,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if len(creds) == 0 {
 		return nil, ctap.Errorf(ctap.ErrNoCredentials, "no credential for %s", ac.rpID)
 	}
+	ac.thirdPartyPayment = a.wantsThirdPartyPayment(req.Extensions)
 	if ac.ext, err = a.parseGAExtensions(req.Extensions); err != nil {
 		return nil, err
 	}
@@ -235,18 +243,24 @@ func (a *Authenticator) locateCredentials(allow []ctap.CredentialDescriptor, ac 
 // assertion signs one assertion for c, with its extension outputs.
 func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecretSession, userDetails bool) (*ctap.GetAssertionResponse, error) {
 	var exts map[string]any // made only for an extension output: most assertions have none
+	put := func(name string, v any) {
+		if exts == nil {
+			exts = map[string]any{}
+		}
+		exts[name] = v
+	}
 	if hs != nil && c.hmacSecret {
 		out, err := a.hmacSecretOutput(hs, c, ac.uv)
 		if err != nil {
 			return nil, err
 		}
-		exts = map[string]any{extHMACSecret: out}
+		put(extHMACSecret, out)
 	}
 	if ac.ext.credBlob {
-		if exts == nil {
-			exts = map[string]any{}
-		}
-		exts[extCredBlob] = append([]byte{}, c.blob...)
+		put(extCredBlob, append([]byte{}, c.blob...))
+	}
+	if ac.thirdPartyPayment {
+		put(extThirdPartyPayment, isThirdPartyPayment(c.id))
 	}
 	ad, err := a.newAuthData(ac.rpIDHash, exts)
 	if err != nil {

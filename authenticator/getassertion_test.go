@@ -46,7 +46,7 @@ func TestGetAssertionNewestFirst(t *testing.T) {
 		}
 		req := gaReq("example.com")
 		resp, ad := k.coreAssert(req, &want[0].pub)
-		require.Equal(t, want[0].id, resp.Credential.ID)
+		require.Equal(t, want[0].id, []byte(resp.Credential.ID))
 		require.Equal(t, 3, resp.NumberOfCredentials)
 		require.Empty(t, resp.User.Name)
 		last := ad.SignCount
@@ -54,7 +54,7 @@ func TestGetAssertionNewestFirst(t *testing.T) {
 			k.clock.Advance(20 * time.Second) // each call restarts the 30 s timer
 			st, next := k.coreNext()
 			require.Equal(t, ctap.StatusOK, st)
-			require.Equal(t, want[i].id, next.Credential.ID)
+			require.Equal(t, want[i].id, []byte(next.Credential.ID))
 			require.Zero(t, next.NumberOfCredentials)
 			require.NotNil(t, next.User)
 			ad := coreCheckAssertion(t, next, "example.com", req.ClientDataHash, &want[i].pub)
@@ -148,11 +148,11 @@ func TestGetAssertionRejectsForeignIDs(t *testing.T) {
 	}
 	// A mixed allowList still finds ours, resident or not.
 	resp, _ := k.coreAssert(gaReq("example.com", theirs.id, random, mine.id), &mine.pub)
-	require.Equal(t, mine.id, resp.Credential.ID)
+	require.Equal(t, mine.id, []byte(resp.Credential.ID))
 	require.Nil(t, resp.User)
 	resp, _ = k.coreAssert(gaReq("example.com", otherRP.id, res.id), &res.pub)
-	require.Equal(t, res.id, resp.Credential.ID)
-	require.Equal(t, []byte("bob"), resp.User.ID)
+	require.Equal(t, res.id, []byte(resp.Credential.ID))
+	require.Equal(t, []byte("bob"), []byte(resp.User.ID))
 
 	// A deleted resident credential stops working although its ID still unseals.
 	require.NoError(t, k.Store().DeleteResident(res.id))
@@ -210,7 +210,7 @@ func TestGetAssertionCredProtect(t *testing.T) {
 			var resp ctap.GetAssertionResponse
 			require.NoError(t, ctap.Unmarshal(body, &resp))
 			if tc.n == 1 {
-				require.Equal(t, ids[1], resp.Credential.ID, tc.name)
+				require.Equal(t, ids[1], []byte(resp.Credential.ID), tc.name)
 			}
 			if tc.n > 1 {
 				require.Equal(t, tc.n, resp.NumberOfCredentials, tc.name)

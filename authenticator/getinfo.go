@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/fidolab/fidolab/ctap"
-	"github.com/fidolab/fidolab/ctap/cose"
 )
 
 // uvModalityFingerprint is USER_VERIFY_FINGERPRINT_INTERNAL (FIDO Registry §3.1).
@@ -95,6 +94,9 @@ func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 		if p.MakeCredUVNotRqd {
 			opts["makeCredUvNotRqd"] = !s.alwaysUV
 		}
+		if p.PerCredMgmtRO {
+			opts["perCredMgmtRO"] = true // CTAP 2.2 §6.4
+		}
 	}
 	gi := &ctap.GetInfoResponse{
 		Versions:                 p.Versions,
@@ -133,6 +135,17 @@ func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 		gi.UVModality = uvModalityFingerprint
 		gi.PreferredPlatformUVAttempts = 3
 	}
+	// CTAP 2.2 §6.4 members 0x18, 0x1A, 0x1B, 0x1C: present only on a persona that has them.
+	if p.LongTouchForReset {
+		gi.LongTouchForReset = ctap.Bool(true)
+	}
+	gi.TransportsForReset = p.TransportsForReset
+	if p.PinComplexityPolicy {
+		gi.PinComplexityPolicy = ctap.Bool(true)
+		if p.PinComplexityPolicyURL != "" {
+			gi.PinComplexityPolicyURL = []byte(p.PinComplexityPolicyURL)
+		}
+	}
 	if p.ResidentKeys {
 		n, err := a.st.CountResident()
 		if err != nil {
@@ -146,7 +159,7 @@ func (a *Authenticator) getInfo(_ context.Context, _ *request) (any, error) {
 // supportsAlg reports whether the persona offers COSE algorithm alg.
 func (a *Authenticator) supportsAlg(alg int64) bool {
 	for _, x := range a.p.Algorithms {
-		if int64(x) == alg && (alg == int64(cose.AlgES256) || alg == int64(cose.AlgEdDSA)) {
+		if int64(x) == alg && secretLen(x) > 0 {
 			return true
 		}
 	}

@@ -76,6 +76,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, r *request) (any, er
 	if err != nil {
 		return nil, err
 	}
+	if req.Extensions != nil {
+		if err := checkKeyEncoding(hmacSecretKey(req.Extensions.HMACSecretMC)); err != nil {
+			return nil, err
+		}
+	}
 	m := &mcState{rpID: req.RP.ID, rpIDHash: sha256.Sum256([]byte(req.RP.ID))}
 	if _, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, m.rpID); err != nil {
 		return nil, err
@@ -268,13 +273,14 @@ func (a *Authenticator) createCredential(req *ctap.MakeCredentialRequest, m *mcS
 	var sealedBlob []byte
 	if !m.rk && ext.credBlob != nil {
 		// A non-resident credential carries its credBlob inside its ID, if it fits.
-		if credIDBaseLen+len(ext.credBlob) <= a.p.MaxCredentialIDLength {
+		if credIDLen(m.alg)+len(ext.credBlob) <= a.p.MaxCredentialIDLength {
 			sealedBlob = ext.credBlob
 		} else {
 			ext.credBlob = nil
 		}
 	}
-	id, err := a.sealCredentialID(m.rpIDHash[:], credMeta(m.alg, ext.credProtect, ext.hmacSecret, m.rk), secret, sealedBlob)
+	meta := credMeta(m.alg, ext.credProtect, ext.hmacSecret, m.rk) | a.thirdPartyPaymentMeta(req.Extensions)
+	id, err := a.sealCredentialID(m.rpIDHash[:], meta, secret, sealedBlob)
 	if err != nil {
 		return nil, err
 	}

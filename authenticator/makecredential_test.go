@@ -119,14 +119,14 @@ func TestMakeCredentialRoundTrip(t *testing.T) {
 			var last uint32 = c.ad.SignCount
 			for range 3 {
 				resp, ad := k.coreAssert(gaReq("example.com", c.id), &c.pub)
-				require.Equal(t, c.id, resp.Credential.ID)
+				require.Equal(t, c.id, []byte(resp.Credential.ID))
 				require.Equal(t, byte(ctap.FlagUP), ad.Flags)
 				require.Greater(t, ad.SignCount, last, "counter strictly increases")
 				last = ad.SignCount
 			}
 			if tc.rk {
 				resp, _ := k.coreAssert(gaReq("example.com"), &c.pub)
-				require.Equal(t, []byte("alice"), resp.User.ID)
+				require.Equal(t, []byte("alice"), []byte(resp.User.ID))
 				require.Empty(t, resp.User.Name, "no user details without UV")
 			}
 		})
@@ -335,7 +335,7 @@ func TestMakeCredentialResidentSlots(t *testing.T) {
 	require.Equal(t, []byte("ab"), creds[0].UserID)
 	require.Equal(t, []byte("abc"), creds[1].UserID)
 	resp, _ := k.coreAssert(gaReq("example.com"), &c.pub)
-	require.Equal(t, []byte("ab"), resp.User.ID)
+	require.Equal(t, []byte("ab"), []byte(resp.User.ID))
 	require.Equal(t, 2, resp.NumberOfCredentials)
 }
 

@@ -19,6 +19,12 @@ func (a *Authenticator) reset(ctx context.Context, r *request) (any, error) {
 	if err := a.askUser(ctx, r, user.Presence, ""); err != nil {
 		return nil, err
 	}
+	if err := a.holdForLongTouch(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := a.dropPersistentToken(); err != nil {
+		return nil, err
+	}
 	if err := a.st.Reset(); err != nil {
 		return nil, ctap.Errorf(ctap.ErrOther, "wiping state: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
+	"slices"
 	"testing"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
@@ -136,7 +137,7 @@ func TestU2FBadAPDUs(t *testing.T) {
 		require.Equal(t, tc.want, sw, name)
 	}
 	// A U2F-less persona rejects every instruction.
-	k2 := newTestKey(t, "default", func(p *persona.Persona) { p.U2F = false })
+	k2 := newTestKey(t, "default", func(p *persona.Persona) { p.U2F, p.Versions = false, slices.DeleteFunc(p.Versions, isU2FVersion) })
 	_, sw, err := u2f.ParseResponse(k2.HandleMSG(context.Background(), coreAPDU(t, u2f.VersionCommand())))
 	require.NoError(t, err)
 	require.Equal(t, u2f.SWInsNotSupported, sw)
@@ -175,3 +176,6 @@ func TestU2FInterop(t *testing.T) {
 	dd := sha256.Sum256(append(append([]byte{}, resp.AuthData...), req.ClientDataHash...))
 	require.True(t, ecdsa.VerifyASN1(upub, dd[:], resp.Signature))
 }
+
+// isU2FVersion picks U2F_V2 out of a persona's versions, for a persona made U2F-less.
+func isU2FVersion(v string) bool { return v == ctap.VersionU2F }

@@ -95,7 +95,7 @@ func TestUVTokenErrors(t *testing.T) {
 			require.Equal(t, maxUVRetries, k.uvRetriesNow())
 		})
 	}
-	k := newTestKey(t, "default", func(p *persona.Persona) { p.BuiltInUV = false })
+	k := newTestKey(t, "default", func(p *persona.Persona) { p.BuiltInUV, p.BioEnrollPre = false, false })
 	st, _ := k.uvToken(2, ctap.PermGetAssertion, "example.com")
 	require.Equal(t, ctap.ErrInvalidSubcommand, st)
 	st, _ = k.call(ctap.CmdClientPIN, &ctap.ClientPINRequest{SubCommand: ctap.Uint(ctap.PINGetUVRetries)})
@@ -195,7 +195,7 @@ func TestBuiltInUVForCommands(t *testing.T) {
 		want   ctap.Status
 	}{
 		{"match", nil, true, false, user.Yes, 0, ctap.StatusOK},
-		{"no sensor", []func(*persona.Persona){func(p *persona.Persona) { p.BuiltInUV = false }}, false, false, user.Yes, 0, ctap.ErrInvalidOption},
+		{"no sensor", []func(*persona.Persona){func(p *persona.Persona) { p.BuiltInUV, p.BioEnrollPre = false, false }}, false, false, user.Yes, 0, ctap.ErrInvalidOption},
 		{"not enrolled", nil, false, false, user.Yes, 0, ctap.ErrInvalidOption},
 		{"mismatch, no PIN", nil, true, false, user.No, 0, ctap.ErrOperationDenied},
 		{"mismatch, PIN set", nil, true, true, user.No, 0, ctap.ErrPUATRequired},

@@ -36,13 +36,13 @@ type BioEnrollmentRequest struct {
 	SubCommand        *uint64         `cbor:"2,keyasint,omitempty"`
 	SubCommandParams  cbor.RawMessage `cbor:"3,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64         `cbor:"4,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"5,keyasint,omitempty"`
+	PinUvAuthParam    Bytes           `cbor:"5,keyasint,omitempty"`
 	GetModality       *bool           `cbor:"6,keyasint,omitempty"`
 }
 
 // BioEnrollmentParams is the decoded subCommandParams map.
 type BioEnrollmentParams struct {
-	TemplateID           []byte  `cbor:"1,keyasint,omitempty"`
+	TemplateID           Bytes   `cbor:"1,keyasint,omitempty"`
 	TemplateFriendlyName *string `cbor:"2,keyasint,omitempty"`
 	TimeoutMilliseconds  *uint64 `cbor:"3,keyasint,omitempty"`
 }

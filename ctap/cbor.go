@@ -77,6 +77,11 @@ func Unmarshal(data []byte, v any) error {
 	if len(data) == 0 {
 		return &DecodeError{Status: ErrMissingParameter, Err: errors.New("empty CBOR parameters")}
 	}
+	if len(data) == 1 && (data[0] == 0xf6 || data[0] == 0xf7) {
+		// The library decodes null into a zero struct without complaint; a parameter map (or a
+		// subCommandParams map) that is null is a value of the wrong type.
+		return &DecodeError{Status: ErrCBORUnexpectedType, Err: errors.New("null where a map belongs")}
+	}
 	if err := decMode.Unmarshal(data, v); err != nil {
 		return &DecodeError{Status: statusForCBOR(err), Err: err}
 	}

@@ -54,6 +54,21 @@ func FuzzDecodeRequests(f *testing.F) {
 	f.Add(mustHex("a20101020a"))
 	f.Add(mustHex("a301020203a0"))
 	f.Add(mustHex("bf0161ff"))
+	// Every request shape, valid and with an array or a null where each byte string belongs.
+	for _, shape := range requestShapes {
+		valid, err := Marshal(shape.valid())
+		require.NoError(f, err)
+		f.Add(valid)
+		for _, path := range shape.byteStr {
+			for _, v := range []any{[]any{1}, nil} {
+				m := shape.valid()
+				setPath(f, m, path, v)
+				b, err := Marshal(m)
+				require.NoError(f, err)
+				f.Add(b)
+			}
+		}
+	}
 	allowed := map[Status]bool{ErrInvalidCBOR: true, ErrCBORUnexpectedType: true, ErrMissingParameter: true}
 	check := func(t *testing.T, err error) {
 		if err != nil {

@@ -22,6 +22,10 @@ const (
 	PermBioEnrollment        = 0x08
 	PermLargeBlobWrite       = 0x10
 	PermAuthenticatorConfig  = 0x20
+	// PermPersistentCredMgmtRO (pcmr, CTAP 2.2 §6.5.5.7) grants read-only credential management
+	// through a persistent pinUvAuthToken, on keys with the perCredMgmtRO option. It is 0x40;
+	// 0x20 is acfg.
+	PermPersistentCredMgmtRO = 0x40
 )
 
 // ClientPINRequest is authenticatorClientPIN's parameter map.
@@ -29,9 +33,9 @@ type ClientPINRequest struct {
 	PinUvAuthProtocol *uint64         `cbor:"1,keyasint,omitempty"`
 	SubCommand        *uint64         `cbor:"2,keyasint,omitempty"`
 	KeyAgreement      cbor.RawMessage `cbor:"3,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
-	NewPinEnc         []byte          `cbor:"5,keyasint,omitempty"`
-	PinHashEnc        []byte          `cbor:"6,keyasint,omitempty"`
+	PinUvAuthParam    Bytes           `cbor:"4,keyasint,omitempty"`
+	NewPinEnc         Bytes           `cbor:"5,keyasint,omitempty"`
+	PinHashEnc        Bytes           `cbor:"6,keyasint,omitempty"`
 	Permissions       *uint64         `cbor:"9,keyasint,omitempty"`
 	RPID              *string         `cbor:"10,keyasint,omitempty"`
 }

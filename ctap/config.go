@@ -15,7 +15,7 @@ type ConfigRequest struct {
 	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
 	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
+	PinUvAuthParam    Bytes           `cbor:"4,keyasint,omitempty"`
 }
 
 // SetMinPINLengthParams is setMinPINLength's subCommandParams map.

@@ -19,12 +19,12 @@ type CredentialManagementRequest struct {
 	SubCommand        *uint64         `cbor:"1,keyasint,omitempty"`
 	SubCommandParams  cbor.RawMessage `cbor:"2,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64         `cbor:"3,keyasint,omitempty"`
-	PinUvAuthParam    []byte          `cbor:"4,keyasint,omitempty"`
+	PinUvAuthParam    Bytes           `cbor:"4,keyasint,omitempty"`
 }
 
 // CredentialManagementParams is the decoded subCommandParams map.
 type CredentialManagementParams struct {
-	RPIDHash     []byte                `cbor:"1,keyasint,omitempty"`
+	RPIDHash     Bytes                 `cbor:"1,keyasint,omitempty"`
 	CredentialID *CredentialDescriptor `cbor:"2,keyasint,omitempty"`
 	User         *UserEntity           `cbor:"3,keyasint,omitempty"`
 }
@@ -60,4 +60,5 @@ type CredentialManagementResponse struct {
 	TotalCredentials                             *uint64               `cbor:"9,keyasint,omitempty"`
 	CredProtect                                  *uint64               `cbor:"10,keyasint,omitempty"`
 	LargeBlobKey                                 []byte                `cbor:"11,keyasint,omitempty"`
+	ThirdPartyPayment                            *bool                 `cbor:"12,keyasint,omitempty"` // CTAP 2.2
 }

@@ -14,7 +14,7 @@ type RPEntity struct {
 
 // UserEntity is PublicKeyCredentialUserEntity.
 type UserEntity struct {
-	ID          []byte `cbor:"id"`
+	ID          Bytes  `cbor:"id"`
 	Name        string `cbor:"name,omitempty"`
 	DisplayName string `cbor:"displayName,omitempty"`
 	Icon        string `cbor:"icon,omitempty"`
@@ -23,7 +23,7 @@ type UserEntity struct {
 // CredentialDescriptor is PublicKeyCredentialDescriptor. Transports stay raw: platforms send odd
 // values there (Windows has been seen sending an integer) and a key must not reject them.
 type CredentialDescriptor struct {
-	ID         []byte          `cbor:"id"`
+	ID         Bytes           `cbor:"id"`
 	Type       string          `cbor:"type"`
 	Transports cbor.RawMessage `cbor:"transports,omitempty"`
 }
@@ -48,8 +48,8 @@ func Bool(b bool) *bool { return &b }
 // KeyAgreement is the platform's COSE key, decoded by package cose.
 type HMACSecretInput struct {
 	KeyAgreement      cbor.RawMessage `cbor:"1,keyasint,omitempty"`
-	SaltEnc           []byte          `cbor:"2,keyasint,omitempty"`
-	SaltAuth          []byte          `cbor:"3,keyasint,omitempty"`
+	SaltEnc           Bytes           `cbor:"2,keyasint,omitempty"`
+	SaltAuth          Bytes           `cbor:"3,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64         `cbor:"4,keyasint,omitempty"`
 }
 
@@ -58,9 +58,12 @@ type MakeCredentialExtensions struct {
 	HMACSecret   *bool            `cbor:"hmac-secret,omitempty"`
 	HMACSecretMC *HMACSecretInput `cbor:"hmac-secret-mc,omitempty"`
 	CredProtect  *uint64          `cbor:"credProtect,omitempty"`
-	CredBlob     []byte           `cbor:"credBlob,omitempty"`
+	CredBlob     Bytes            `cbor:"credBlob,omitempty"`
 	LargeBlobKey *bool            `cbor:"largeBlobKey,omitempty"`
 	MinPINLength *bool            `cbor:"minPinLength,omitempty"`
+	// ThirdPartyPayment marks the credential as usable for Secure Payment Confirmation by
+	// another origin (CTAP 2.2 thirdPartyPayment extension).
+	ThirdPartyPayment *bool `cbor:"thirdPartyPayment,omitempty"`
 }
 
 // GetAssertionExtensions are the extension inputs a key understands at getAssertion.
@@ -68,6 +71,8 @@ type GetAssertionExtensions struct {
 	HMACSecret   *HMACSecretInput `cbor:"hmac-secret,omitempty"`
 	CredBlob     *bool            `cbor:"credBlob,omitempty"`
 	LargeBlobKey *bool            `cbor:"largeBlobKey,omitempty"`
+	// ThirdPartyPayment asks whether the credential was made for third-party payment.
+	ThirdPartyPayment *bool `cbor:"thirdPartyPayment,omitempty"`
 }
 
 // CredProtect levels (CTAP 2.1 §12.1).

@@ -20,8 +20,11 @@ func statusForCBOR(err error) Status {
 	var (
 		typeErr *cbor.UnmarshalTypeError
 		keyErr  *cbor.InvalidMapKeyTypeError
+		ours    *DecodeError // from a field's own UnmarshalCBOR (Bytes)
 	)
 	switch {
+	case errors.As(err, &ours):
+		return ours.Status
 	case errors.As(err, &typeErr), errors.As(err, &keyErr):
 		return ErrCBORUnexpectedType
 	default:

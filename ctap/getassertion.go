@@ -3,11 +3,11 @@ package ctap
 // GetAssertionRequest is authenticatorGetAssertion's parameter map.
 type GetAssertionRequest struct {
 	RPID              string                  `cbor:"1,keyasint,omitempty"`
-	ClientDataHash    []byte                  `cbor:"2,keyasint,omitempty"`
+	ClientDataHash    Bytes                   `cbor:"2,keyasint,omitempty"`
 	AllowList         []CredentialDescriptor  `cbor:"3,keyasint,omitempty"`
 	Extensions        *GetAssertionExtensions `cbor:"4,keyasint,omitempty"`
 	Options           *Options                `cbor:"5,keyasint,omitempty"`
-	PinUvAuthParam    []byte                  `cbor:"6,keyasint,omitempty"`
+	PinUvAuthParam    Bytes                   `cbor:"6,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64                 `cbor:"7,keyasint,omitempty"`
 }
 

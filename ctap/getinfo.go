@@ -37,6 +37,12 @@ type GetInfoResponse struct {
 	Certifications                   map[string]int64 `cbor:"19,keyasint,omitempty"`
 	RemainingDiscoverableCredentials *uint64          `cbor:"20,keyasint,omitempty"`
 	VendorPrototypeConfigCommands    []uint64         `cbor:"21,keyasint,omitempty"`
+	// CTAP 2.2 §6.4 members (0x16 attestationFormats, 0x17 uvCountSinceLastPinEntry and
+	// 0x19 encIdentifier are not offered by any persona).
+	LongTouchForReset      *bool    `cbor:"24,keyasint,omitempty"` // 0x18
+	TransportsForReset     []string `cbor:"26,keyasint,omitempty"` // 0x1A
+	PinComplexityPolicy    *bool    `cbor:"27,keyasint,omitempty"` // 0x1B
+	PinComplexityPolicyURL []byte   `cbor:"28,keyasint,omitempty"` // 0x1C
 }
 
 // HasVersion reports whether v is among the advertised versions.

@@ -3,10 +3,10 @@ package ctap
 // LargeBlobsRequest is authenticatorLargeBlobs' parameter map.
 type LargeBlobsRequest struct {
 	Get               *uint64 `cbor:"1,keyasint,omitempty"`
-	Set               []byte  `cbor:"2,keyasint,omitempty"`
+	Set               Bytes   `cbor:"2,keyasint,omitempty"`
 	Offset            *uint64 `cbor:"3,keyasint,omitempty"`
 	Length            *uint64 `cbor:"4,keyasint,omitempty"`
-	PinUvAuthParam    []byte  `cbor:"5,keyasint,omitempty"`
+	PinUvAuthParam    Bytes   `cbor:"5,keyasint,omitempty"`
 	PinUvAuthProtocol *uint64 `cbor:"6,keyasint,omitempty"`
 }
 

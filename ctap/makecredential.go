@@ -2,14 +2,14 @@ package ctap
 
 // MakeCredentialRequest is authenticatorMakeCredential's parameter map.
 type MakeCredentialRequest struct {
-	ClientDataHash        []byte                    `cbor:"1,keyasint,omitempty"`
+	ClientDataHash        Bytes                     `cbor:"1,keyasint,omitempty"`
 	RP                    *RPEntity                 `cbor:"2,keyasint,omitempty"`
 	User                  *UserEntity               `cbor:"3,keyasint,omitempty"`
 	PubKeyCredParams      []CredentialParam         `cbor:"4,keyasint,omitempty"`
 	ExcludeList           []CredentialDescriptor    `cbor:"5,keyasint,omitempty"`
 	Extensions            *MakeCredentialExtensions `cbor:"6,keyasint,omitempty"`
 	Options               *Options                  `cbor:"7,keyasint,omitempty"`
-	PinUvAuthParam        []byte                    `cbor:"8,keyasint,omitempty"`
+	PinUvAuthParam        Bytes                     `cbor:"8,keyasint,omitempty"`
 	PinUvAuthProtocol     *uint64                   `cbor:"9,keyasint,omitempty"`
 	EnterpriseAttestation *uint64                   `cbor:"10,keyasint,omitempty"`
 }

@@ -2,15 +2,15 @@
 // knobs (emulator.Knobs: power, the simulated user, CTAPHID timing, faults), read and written as
 // a whole at /knobs, with shorthand endpoints for the common ones. It also answers the endpoints
 // python-fido2's device tests use for a key without a button: /usbN/touch/{on,off} and
-// /usbN/power/{on,off}. It refuses requests whose Host is not this machine (DNS rebinding) and
-// cross-site requests from browsers.
+// /usbN/power/{on,off}. It refuses requests whose Host is not this machine (DNS rebinding),
+// cross-site requests from browsers (for every method), JSON bodies not declared as JSON and,
+// when a token is configured, requests without it; Serve adds timeouts and a connection limit.
 package control
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -25,9 +25,15 @@ var endpoints = []string{"GET /state", "GET /knobs", "PUT /knobs (every knob)", 
 	"GET /usbN/touch/{on,off}", "GET /usbN/power/{on,off}", "POST /user {policy}", "POST /user/touch",
 	"POST /power/{on,off}", "POST /faults", "DELETE /faults"}
 
-// Handler serves the control API of one key. A server holding one key answers for any /usbN/.
-func Handler(k *emulator.Key) http.Handler {
-	return guard(keyMux(&server{k: k}, true))
+// Handler serves the control API of one key with the default protections and no token: foreign
+// Host headers and cross-site requests are refused, JSON bodies must say they are JSON. A server
+// holding one key answers for any /usbN/. Serve adds the listener's own address, a token and
+// connection limits.
+func Handler(k *emulator.Key) http.Handler { return NewHandler(k, Options{}) }
+
+// NewHandler is Handler with options.
+func NewHandler(k *emulator.Key, o Options) http.Handler {
+	return o.guard(keyMux(&server{k: k}, true))
 }
 
 // keyMux routes one key's API. With anyUSB, /usbN/touch and /usbN/power answer for any N (one
@@ -53,57 +59,6 @@ func keyMux(s *server, anyUSB bool) *http.ServeMux {
 	mux.HandleFunc("POST /faults", s.setFaults)
 	mux.HandleFunc("DELETE /faults", s.clearFaults)
 	return mux
-}
-
-// guard refuses what a web page could make a browser send to the API: a request for another
-// host name that resolves to 127.0.0.1 (DNS rebinding) and a cross-site request. python-fido2,
-// curl and the runner send neither.
-func guard(next http.Handler) http.Handler {
-	cross := http.NewCrossOriginProtection()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackHost(r.Host) {
-			fail(w, http.StatusForbidden, "Host %q is not this machine", r.Host)
-			return
-		}
-		// CrossOriginProtection lets safe methods through; GET /usbN/power/off is not safe.
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-			fail(w, http.StatusForbidden, "cross-site request refused")
-			return
-		}
-		if err := cross.Check(r); err != nil {
-			fail(w, http.StatusForbidden, "%v", err)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// loopbackHost reports whether a Host header names this machine: localhost or a loopback IP.
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// Listen checks that addr is a loopback address and listens on it: the control API can take over
-// the simulated user, so it never listens where another machine could reach it.
-func Listen(addr string) (net.Listener, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("control address %q: %w", addr, err)
-	}
-	ip := net.ParseIP(host)
-	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("control address %q: only loopback addresses (127.0.0.1, ::1, localhost) are allowed", addr)
-	}
-	return net.Listen("tcp", addr)
 }
 
 type server struct{ k *emulator.Key }
@@ -199,8 +154,20 @@ type userRequest struct {
 	Policy string `json:"policy"`
 }
 
+// needJSON answers 415 unless the body is declared application/json.
+func needJSON(w http.ResponseWriter, r *http.Request) bool {
+	if !isJSON(r) {
+		fail(w, http.StatusUnsupportedMediaType, "body must be Content-Type: application/json, not %q", r.Header.Get("Content-Type"))
+		return false
+	}
+	return true
+}
+
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	if !needJSON(w, r) {
+		return false
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		fail(w, http.StatusBadRequest, "body: %v", err)
@@ -334,6 +301,9 @@ func (s *server) applyKnobs(w http.ResponseWriter, change func(*emulator.Knobs) 
 const maxBody = 64 << 10
 
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if !needJSON(w, r) {
+		return nil, false
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(b) > maxBody {
 		fail(w, http.StatusBadRequest, "body: unreadable or over %d bytes", maxBody)

@@ -24,8 +24,13 @@ var fleetEndpoints = []string{"GET /state (every key)", "GET /usbN/state", "GET 
 // FleetHandler serves the control API of several keys. Key usbN has the whole one-key API under
 // /usbN/ (/usbN/state, /usbN/knobs, /usbN/touch/on, …; python-fido2's controller paths
 // /usbN/touch/{on,off} and /usbN/power/{on,off} select the key by N), and GET /state lists
-// every key with its endpoint. The same Host and cross-site checks apply as for Handler.
-func FleetHandler(keys []Entry) http.Handler {
+// every key with its endpoint. The same Host, cross-site, JSON and token checks apply as for
+// Handler.
+func FleetHandler(keys []Entry) http.Handler { return NewFleetHandler(keys, Options{}) }
+
+// NewFleetHandler is FleetHandler with options: the token, the listener's address and limits
+// apply to every key's path as they do to Serve's one key.
+func NewFleetHandler(keys []Entry, o Options) http.Handler {
 	byName := make(map[string]http.Handler, len(keys))
 	for _, e := range keys {
 		byName[e.Name] = http.StripPrefix("/"+e.Name, keyMux(&server{k: e.Key}, false))
@@ -42,7 +47,7 @@ func FleetHandler(keys []Entry) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-	return guard(mux)
+	return o.guard(mux)
 }
 
 type fleetServer struct{ keys []Entry }

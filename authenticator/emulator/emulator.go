@@ -44,6 +44,10 @@ type Options struct {
 	Clock clock.Clock
 	// StoreOptions tune the state store, e.g. store.WithStateKey to seal the state file.
 	StoreOptions []store.Option
+	// Intercept, when set, wraps the authenticator: it sees every request after the knobs'
+	// delay and faults and may answer it itself (fidolab replay --as-key answers as a recorded
+	// key did).
+	Intercept func(ctaphid.Handler) ctaphid.Handler
 }
 
 // Key is one emulated key. Its run-time knobs (power, user, timing, faults) are read and set
@@ -107,7 +111,11 @@ func Open(o Options) (*Key, error) {
 		devOpts = append(devOpts, ctaphid.WithoutKeepalive())
 	}
 	k.faults.delay = time.Duration(p.Quirks.ProcessingDelayMs) * time.Millisecond
-	k.Device = ctaphid.NewDevice(&knobHandler{inner: a, k: k, clock: k.clock}, a.DeviceInfo(), devOpts...)
+	var inner ctaphid.Handler = a
+	if o.Intercept != nil {
+		inner = o.Intercept(a)
+	}
+	k.Device = ctaphid.NewDevice(&knobHandler{inner: inner, k: k, clock: k.clock}, a.DeviceInfo(), devOpts...)
 	k.initial = k.Knobs()
 	return k, nil
 }
@@ -117,7 +125,16 @@ func Open(o Options) (*Key, error) {
 func choosePersona(st store.Store, want *persona.Persona) (*persona.Persona, error) {
 	stored, err := StoredPersona(st)
 	if err != nil {
-		return nil, err
+		// A persona recorded by an earlier fidolab may break a rule added since; the key and its
+		// credentials are still good. A persona given now with the same name and AAGUID (the
+		// recorded one, corrected) replaces the record; nothing else is guessed.
+		if want == nil || !sameIdentity(st, want) {
+			return nil, fmt.Errorf("%w\n(to keep this key, serve it once with --persona FILE: the persona corrected, with the same name and AAGUID)", err)
+		}
+		if err := savePersona(st, want); err != nil {
+			return nil, err
+		}
+		return want, nil
 	}
 	switch {
 	case want == nil && stored != nil:
@@ -143,7 +160,19 @@ func (k *Key) Connect() ctaphid.ReportConn { return inproc.Connect(k.Device) }
 
 // SetPlugged unplugs (false) or replugs (true) the key: unplugging drops every channel and request;
 // replugging is a power-up, so the PIN power-cycle counter clears and the reset window restarts.
+// Only a change is a change: plugging in a key that is plugged in does nothing, so it cannot lift
+// PIN_AUTH_BLOCKED without the off→on cycle a real key needs (issue 9 item 3).
 func (k *Key) SetPlugged(on bool) error {
+	k.set.Lock()
+	defer k.set.Unlock()
+	return k.setPlugged(on)
+}
+
+// setPlugged is SetPlugged with k.set held.
+func (k *Key) setPlugged(on bool) error {
+	if on == k.Device.Powered() {
+		return nil
+	}
 	k.Device.SetPowered(on)
 	var err error
 	if on {

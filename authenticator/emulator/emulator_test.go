@@ -66,3 +66,35 @@ func TestWatchPlugSeesEveryChange(t *testing.T) {
 	require.NoError(t, k.SetPlugged(true))
 	require.Len(t, seen, 3, "no call after stop")
 }
+
+// A state file whose recorded persona breaks a rule added since (here a negative reset window)
+// is a clear error that says how to keep the key; the persona corrected, with the same name and
+// AAGUID, replaces the record and the credentials stay.
+func TestRecordedPersonaThatNoLongerValidates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.state")
+	k, err := Open(Options{StatePath: path})
+	require.NoError(t, err)
+	old := *k.Persona // as an earlier fidolab, which took a negative window, recorded it
+	old.Quirks.ResetWindowSeconds = -1
+	require.NoError(t, savePersona(k.Store, &old))
+	require.NoError(t, k.Close())
+
+	_, err = Open(Options{StatePath: path})
+	require.ErrorContains(t, err, "quirks.resetWindowSeconds: -1 is outside 0..3600")
+	require.ErrorContains(t, err, "serve it once with --persona FILE")
+
+	other, err := persona.Parse([]byte("base: default\nname: other\naaguid: 00112233-4455-6677-8899-aabbccddeeff\n"), "other.yaml")
+	require.NoError(t, err)
+	_, err = Open(Options{StatePath: path, Persona: other})
+	require.ErrorContains(t, err, "resetWindowSeconds", "a different key is not a correction")
+
+	def, err := persona.Builtin("default")
+	require.NoError(t, err)
+	k, err = Open(Options{StatePath: path, Persona: def})
+	require.NoError(t, err)
+	require.NoError(t, k.Close())
+	k, err = Open(Options{StatePath: path})
+	require.NoError(t, err, "the corrected persona was recorded")
+	require.Equal(t, "default", k.Persona.Name)
+	require.NoError(t, k.Close())
+}

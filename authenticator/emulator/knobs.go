@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fidolab/fidolab/authenticator"
 	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
@@ -206,10 +205,7 @@ func (k *Key) setKnobs(n Knobs) error {
 	k.faults.failNext = s.failNext
 	k.faults.silent = n.Silent
 	k.fmu.Unlock()
-	if n.Plugged != k.Device.Powered() {
-		return k.SetPlugged(n.Plugged)
-	}
-	return nil
+	return k.setPlugged(n.Plugged)
 }
 
 // userKnob is the User knob now.
@@ -247,7 +243,7 @@ func (k *Key) nextFault() (fail ctap.Status, failing bool, delay time.Duration, 
 // knobHandler sits between the CTAPHID device and the authenticator and applies the knobs that
 // act on requests: the processing delay and the faults.
 type knobHandler struct {
-	inner *authenticator.Authenticator
+	inner ctaphid.Handler
 	k     *Key
 	clock clock.Clock
 }

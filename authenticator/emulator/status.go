@@ -209,3 +209,16 @@ func StoredPersona(st store.Store) (*persona.Persona, error) {
 	}
 	return persona.Parse(b, "persona recorded in the state file")
 }
+
+// sameIdentity reports whether the persona recorded in st, read for its name and AAGUID only, is p.
+func sameIdentity(st store.Store, p *persona.Persona) bool {
+	b, err := st.Blob(personaBlob)
+	if err != nil {
+		return false
+	}
+	var id struct {
+		Name   string         `yaml:"name"`
+		AAGUID persona.AAGUID `yaml:"aaguid"`
+	}
+	return yaml.Unmarshal(b, &id) == nil && id.Name == p.Name && id.AAGUID == p.AAGUID
+}

@@ -4,11 +4,9 @@
 package persona
 
 import (
-	"bytes"
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path"
 	"slices"
 	"sort"
@@ -54,6 +52,14 @@ type Persona struct {
 	MakeCredUVNotRqd bool `yaml:"makeCredUvNotRqd"`
 	Selection        bool `yaml:"selection"`
 
+	// CTAP 2.2 features (CTAP 2.2 §6.4 authenticatorGetInfo); CTAP 2.2 defines no version string,
+	// so a persona with them lists FIDO_2_1. thirdPartyPayment is an extension (Extensions).
+	PerCredMgmtRO          bool     `yaml:"perCredMgmtRO"`                // persistent pinUvAuthToken (pcmr): read-only credMgmt across power cycles
+	LongTouchForReset      bool     `yaml:"longTouchForReset"`            // authenticatorReset needs the key held, not a tap
+	TransportsForReset     []string `yaml:"transportsForReset,omitempty"` // transports authenticatorReset is accepted over
+	PinComplexityPolicy    bool     `yaml:"pinComplexityPolicy"`          // setPIN/changePIN refuse trivial PINs
+	PinComplexityPolicyURL string   `yaml:"pinComplexityPolicyURL"`       // where the policy is explained
+
 	MaxMsgSize                  int `yaml:"maxMsgSize"`
 	MaxCredentialCountInList    int `yaml:"maxCredentialCountInList"`
 	MaxCredentialIDLength       int `yaml:"maxCredentialIdLength"`
@@ -95,9 +101,10 @@ type HID struct {
 	Wink         bool   `yaml:"wink"`
 }
 
-// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst
-// and ResetWindowSeconds are the firmware's behaviour; NoKeepalive and ProcessingDelayMs are the
-// initial values of a running key's knobs (emulator.Knobs), which the control API may change.
+// Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst,
+// ResetWindowSeconds and PINRetriesWithoutPIN are the firmware's behaviour; NoKeepalive and
+// ProcessingDelayMs are the initial values of a running key's knobs (emulator.Knobs), which the
+// control API may change.
 type Quirks struct {
 	// OldestFirst returns discoverable credentials oldest first instead of newest first.
 	OldestFirst bool `yaml:"oldestFirst"`
@@ -109,6 +116,11 @@ type Quirks struct {
 	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element): the
 	// processingDelayMs knob starts at it.
 	ProcessingDelayMs int `yaml:"processingDelayMs"`
+	// PINRetriesWithoutPIN answers getPINRetries on a key without a PIN with the retry counter
+	// (8), as OpenSK, trussed's fido-authenticator (Solo 2, Nitrokey 3), pico-fido and SoloKeys
+	// Solo 1 do. Without it the key answers CTAP2_ERR_PIN_NOT_SET, as current YubiKey firmware
+	// does and python-fido2 2.x's device tests expect (docs/personas.md).
+	PINRetriesWithoutPIN bool `yaml:"pinRetriesWithoutPin"`
 }
 
 // AAGUID is a 16-byte authenticator model identifier, written in YAML as a UUID string.
@@ -135,7 +147,7 @@ func ParseAAGUID(s string) (AAGUID, error) {
 func (a *AAGUID) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseAAGUID(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return err
 	}
 	*a = v
 	return nil
@@ -143,6 +155,73 @@ func (a *AAGUID) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML implements yaml.Marshaler.
 func (a AAGUID) MarshalYAML() (any, error) { return a.String(), nil }
+
+// resetTransports are the AuthenticatorTransport values transportsForReset may list.
+var resetTransports = []string{"usb", "nfc", "ble", "smart-card", "hybrid", "internal"}
+
+// validateCTAP22 checks the CTAP 2.2 features: each needs FIDO_2_1, perCredMgmtRO needs the
+// credential management it makes read-only and a PIN to obtain it with, and a key served over USB
+// must accept reset over USB when it lists transportsForReset at all.
+func (p *Persona) validateCTAP22(bad func(string, ...any)) {
+	v21 := p.Has("FIDO_2_1")
+	need21 := func(what string, on bool) {
+		if on && !v21 {
+			bad("%s needs versions to include FIDO_2_1 (CTAP 2.2 has no version string of its own)", what)
+		}
+	}
+	need21("perCredMgmtRO", p.PerCredMgmtRO)
+	need21("longTouchForReset", p.LongTouchForReset)
+	need21("transportsForReset", len(p.TransportsForReset) > 0)
+	need21("pinComplexityPolicy", p.PinComplexityPolicy)
+	need21("the thirdPartyPayment extension", p.HasExtension("thirdPartyPayment"))
+	if p.PerCredMgmtRO && (!p.CredMgmt || !p.ClientPIN) {
+		bad("perCredMgmtRO needs credMgmt and clientPin")
+	}
+	for i, t := range p.TransportsForReset {
+		if !slices.Contains(resetTransports, t) {
+			bad("transportsForReset: %q is not one of %s", t, strings.Join(resetTransports, ", "))
+		}
+		if slices.Contains(p.TransportsForReset[:i], t) {
+			bad("transportsForReset: %q listed twice", t)
+		}
+	}
+	if len(p.TransportsForReset) > 0 && !slices.Contains(p.TransportsForReset, "usb") {
+		bad("transportsForReset must include usb: fidolab keys are reached over USB HID")
+	}
+	if p.PinComplexityPolicyURL != "" && !p.PinComplexityPolicy {
+		bad("pinComplexityPolicyURL without pinComplexityPolicy")
+	}
+	if len(p.PinComplexityPolicyURL) > 256 {
+		bad("pinComplexityPolicyURL longer than 256 bytes")
+	}
+}
+
+// RSACredentialIDLength is the size of an RS256 or PS256 credential ID: the key's two 1024-bit
+// primes sealed with a 14-byte header and a 16-byte tag (package authenticator's format).
+const RSACredentialIDLength = 286
+
+// algorithmNames are the COSE algorithms a persona may offer (IANA COSE registry), in the order
+// supportedAlgorithms lists them.
+var algorithmNames = map[int]string{-7: "ES256", -8: "EdDSA", -35: "ES384", -36: "ES512", -257: "RS256", -37: "PS256"}
+
+// AlgorithmName is the COSE name of algorithm alg (ES256 for -7), or its number.
+func AlgorithmName(alg int) string {
+	if n, ok := algorithmNames[alg]; ok {
+		return n
+	}
+	return fmt.Sprint(alg)
+}
+
+// KnownAlgorithm reports whether a persona may offer COSE algorithm alg (the emulator signs with it).
+func KnownAlgorithm(alg int) bool { _, ok := algorithmNames[alg]; return ok }
+
+func supportedAlgorithms() string {
+	var s []string
+	for _, a := range []int{-7, -8, -35, -36, -257, -37} {
+		s = append(s, fmt.Sprintf("%s %d", algorithmNames[a], a))
+	}
+	return strings.Join(s, ", ")
+}
 
 // Has reports whether the persona advertises version v.
 func (p *Persona) Has(v string) bool { return slices.Contains(p.Versions, v) }
@@ -152,8 +231,8 @@ func (p *Persona) HasExtension(e string) bool { return slices.Contains(p.Extensi
 
 // Validate checks that the persona is self-consistent.
 func (p *Persona) Validate() error {
-	var errs []string
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	var errs []Problem
+	bad := func(f string, a ...any) { errs = append(errs, Problem{Msg: fmt.Sprintf(f, a...)}) }
 	if p.Name == "" {
 		bad("name is empty")
 	}
@@ -164,15 +243,19 @@ func (p *Persona) Validate() error {
 		if len(p.Versions) == 0 {
 			bad("ctap2 persona without versions")
 		}
-		if p.MaxMsgSize < 1024 || p.MaxMsgSize > 7609 {
-			bad("maxMsgSize %d outside 1024..7609", p.MaxMsgSize)
-		}
 		if len(p.Algorithms) == 0 {
 			bad("no algorithms")
 		}
-		for _, a := range p.Algorithms {
-			if a != -7 && a != -8 {
-				bad("algorithm %d not supported (ES256 -7, EdDSA -8)", a)
+		for i, a := range p.Algorithms {
+			if _, ok := algorithmNames[a]; !ok {
+				bad("algorithm %d not supported (%s)", a, supportedAlgorithms())
+			}
+			if slices.Contains(p.Algorithms[:i], a) {
+				bad("algorithm %d listed twice", a)
+			}
+			if (a == -257 || a == -37) && p.MaxCredentialIDLength < RSACredentialIDLength {
+				bad("%s credentials carry their 2048-bit key in the credential ID: maxCredentialIdLength %d, want at least %d",
+					AlgorithmName(a), p.MaxCredentialIDLength, RSACredentialIDLength)
 			}
 		}
 		for _, v := range p.PinUvAuthProtocols {
@@ -186,23 +269,17 @@ func (p *Persona) Validate() error {
 		if p.ResidentKeys && p.ResidentCapacity <= 0 {
 			bad("residentKeys with residentCapacity %d", p.ResidentCapacity)
 		}
-		if p.MaxCredentialIDLength < 64 || p.MaxCredentialIDLength > 1023 {
-			bad("maxCredentialIdLength %d outside 64..1023", p.MaxCredentialIDLength)
-		}
-		if p.MinPINLength < 4 || p.MinPINLength > 63 {
-			bad("minPinLength %d outside 4..63", p.MinPINLength)
-		}
-	}
-	if d := p.Quirks.ProcessingDelayMs; d < 0 || d > 600_000 {
-		bad("quirks.processingDelayMs %d outside 0..600000", d)
+		p.validateCTAP22(bad)
 	}
 	switch p.Attestation {
 	case AttestationBatch, AttestationSelf, AttestationNone:
 	default:
 		bad("attestation %q: want %s, %s or %s", p.Attestation, AttestationBatch, AttestationSelf, AttestationNone)
 	}
+	errs = append(errs, p.numberProblems()...)
+	errs = append(errs, p.combinationProblems()...)
 	if len(errs) > 0 {
-		return fmt.Errorf("persona %q: %s", p.Name, strings.Join(errs, "; "))
+		return &ValidationError{Persona: p.Name, Problems: errs}
 	}
 	return nil
 }
@@ -228,50 +305,4 @@ func Names() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// Load returns a built-in persona by name, or reads a persona file when ref names a file (it
-// contains a path separator or ends in .yaml/.yml). A file may say `base: NAME` to start from a
-// built-in persona and override only some fields.
-func Load(ref string) (*Persona, error) {
-	if !strings.ContainsRune(ref, os.PathSeparator) && !strings.HasSuffix(ref, ".yaml") && !strings.HasSuffix(ref, ".yml") {
-		return Builtin(ref)
-	}
-	b, err := os.ReadFile(ref)
-	if err != nil {
-		return nil, fmt.Errorf("persona file: %w", err)
-	}
-	return Parse(b, ref)
-}
-
-// Parse reads a persona from YAML; name is used in error messages.
-func Parse(b []byte, name string) (*Persona, error) {
-	var head struct {
-		Base string `yaml:"base"`
-	}
-	if err := yaml.Unmarshal(b, &head); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	p := &Persona{}
-	if head.Base != "" {
-		base, err := Builtin(head.Base)
-		if err != nil {
-			return nil, fmt.Errorf("%s: base: %w", name, err)
-		}
-		p = base
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var withBase struct {
-		Base     string `yaml:"base"`
-		*Persona `yaml:",inline"`
-	}
-	withBase.Persona = p
-	if err := dec.Decode(&withBase); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return p, nil
 }

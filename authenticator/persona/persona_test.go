@@ -55,7 +55,9 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	for name, body := range map[string]string{
 		"unknown-field.yaml": "base: default\nname: x\nwhatever: 1\n",
 		"bad-aaguid.yaml":    "base: default\nname: x\naaguid: nothex\n",
-		"bad-alg.yaml":       "base: default\nname: x\nalgorithms: [-257]\n",
+		"bad-alg.yaml":       "base: default\nname: x\nalgorithms: [-258]\n",
+		"twice-alg.yaml":     "base: default\nname: x\nalgorithms: [-7, -35, -7]\n",
+		"rsa-short-id.yaml":  "base: default\nname: x\nalgorithms: [-257]\n", // 286-byte IDs, maxCredentialIdLength 128
 		"bad-base.yaml":      "base: nosuch\nname: x\n",
 		"no-transport.yaml":  "base: default\nname: x\nctap2: false\nu2f: false\n",
 	} {

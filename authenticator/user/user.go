@@ -310,10 +310,20 @@ func Describe(p Policy) string {
 	return fmt.Sprintf("%T", p)
 }
 
+// MaxDelay is the longest delay:D a policy may wait before answering; a person who has not
+// touched the key after ten minutes is the timeout policy.
+const MaxDelay = 10 * time.Minute
+
 // ParsePolicy reads a policy from its command-line form: "yes", "no", "timeout", "delay:500ms",
 // "delay:2s:no", "script:yes,no,yes" (then yes), "manual".
 func ParsePolicy(s string) (Policy, error) {
-	kind, arg, _ := strings.Cut(s, ":")
+	kind, arg, hasArg := strings.Cut(s, ":")
+	switch k := strings.ToLower(kind); {
+	case hasArg && k != "delay" && k != "script":
+		return nil, fmt.Errorf("user policy %q: %s takes no argument", s, kind)
+	case !hasArg && (k == "delay" || k == "script"):
+		return nil, fmt.Errorf("user policy %q: want %s", s, map[string]string{"delay": "delay:D[:ANSWER], e.g. delay:2s", "script": "script:A,B,…, e.g. script:yes,no"}[k])
+	}
 	switch strings.ToLower(kind) {
 	case "", "yes", "always":
 		return Always, nil
@@ -326,6 +336,9 @@ func ParsePolicy(s string) (Policy, error) {
 		d, err := time.ParseDuration(ds)
 		if err != nil {
 			return nil, fmt.Errorf("user policy %q: %w", s, err)
+		}
+		if d < 0 || d > MaxDelay {
+			return nil, fmt.Errorf("user policy %q: delay %v outside 0s..%v", s, d, MaxDelay)
 		}
 		a := Yes
 		if as != "" {

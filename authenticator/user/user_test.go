@@ -57,7 +57,8 @@ func TestParsePolicy(t *testing.T) {
 		require.NoError(t, err, tc.in)
 		require.Equal(t, tc.want, a, tc.in)
 	}
-	for _, bad := range []string{"maybe", "delay:xyz", "script:yes,perhaps", "delay:1s:sometimes"} {
+	for _, bad := range []string{"maybe", "delay:xyz", "script:yes,perhaps", "delay:1s:sometimes",
+		"delay:-1s", "delay:11m", "delay", "script", "yes:please", "no:x", "manual:1"} {
 		_, err := ParsePolicy(bad)
 		require.Error(t, err, bad)
 	}

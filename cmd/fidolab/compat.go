@@ -17,7 +17,7 @@ import (
 // cmdCompat runs the real clients against every built-in persona and writes the compatibility
 // table. A peer that is not installed is left out with a warning, unless --require is given.
 func cmdCompat(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("compat", stderr)
+	fs := newFlags("fidolab compat", stderr)
 	out := fs.String("out", "", "write the Markdown report to FILE (default: stdout)")
 	require := fs.Bool("require", os.Getenv("CI") == "true", "fail when a peer is not installed (default under CI=true)")
 	if err := fs.Parse(args); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,11 +13,28 @@ import (
 	"github.com/fidolab/fidolab/authenticator/store"
 )
 
+// keySubcommands are the key subcommands and what each does, for key -h.
+const keySubcommands = `
+subcommands:
+  info    what the key is and holds: persona, PIN, credentials, sealing
+  list    its resident credentials (--json: with whole IDs)
+  delete  delete one credential: --id HEX, or --rp RP --user NAME
+  reset   wipe every credential, the PIN and all settings (--yes)
+  seal    seal a plain state file's secrets with the key of --state-key-file
+
+Run "fidolab key SUBCOMMAND -h" for its flags.
+`
+
 func cmdKey(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
+		fmt.Fprint(stderr, "usage:\n"+commandUsage("fidolab key")+keySubcommands)
 		return usagef("key needs a subcommand: info, list, delete, reset, seal")
 	}
 	sub := args[0]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		fmt.Fprint(stderr, "usage:\n"+commandUsage("fidolab key")+keySubcommands)
+		return flag.ErrHelp
+	}
 	fs := newFlags("fidolab key "+sub, stderr)
 	state := fs.String("state", "", "the key's state file (required); for info and list, a directory of serve --keys state files")
 	stateKey := stateKeyFlag(fs)
@@ -151,6 +169,9 @@ func pickCredential(s emulator.Status, id, rp, userName string) (emulator.Creden
 	case id != "" && (rp != "" || userName != ""):
 		return emulator.CredentialInfo{}, usagef("give either --id or --rp with --user")
 	case id != "":
+		if _, err := hex.DecodeString(id); err != nil {
+			return emulator.CredentialInfo{}, usagef("--id %q is not hex: give the whole credential ID (fidolab key list --json shows it)", id)
+		}
 		id = strings.ToLower(id)
 		for _, c := range s.Credentials {
 			if c.ID == id {
@@ -168,7 +189,10 @@ func pickCredential(s emulator.Status, id, rp, userName string) (emulator.Creden
 	}
 	switch len(hits) {
 	case 0:
-		return emulator.CredentialInfo{}, fmt.Errorf("no such credential")
+		if id != "" {
+			return emulator.CredentialInfo{}, fmt.Errorf("no credential with ID %s (fidolab key list --json shows the IDs)", id)
+		}
+		return emulator.CredentialInfo{}, fmt.Errorf("no credential of user %q for %s (fidolab key list shows them)", userName, rp)
 	case 1:
 		return hits[0], nil
 	}

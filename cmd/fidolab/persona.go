@@ -1,35 +1,53 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"go.yaml.in/yaml/v3"
 )
 
-func cmdPersona(args []string, stdout, _ io.Writer) error {
+// personaSubcommands are the persona subcommands, for persona -h.
+const personaSubcommands = `
+subcommands:
+  list            the built-in personas (--json for machines)
+  show NAME|FILE  a persona in full, as YAML; a FILE is checked as serve and run would read it
+
+Your own personas: docs/personas.md.
+`
+
+func cmdPersona(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("persona needs a subcommand: list, show NAME")
+		fmt.Fprint(stderr, "usage:\n"+commandUsage("fidolab persona")+personaSubcommands)
+		return usagef("persona needs a subcommand: list, show NAME|FILE")
 	}
-	switch args[0] {
-	case "list":
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tAAGUID\tDESCRIPTION")
-		for _, n := range persona.Names() {
-			p, err := persona.Builtin(n)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.AAGUID, p.Description)
+	sub := args[0]
+	switch sub {
+	case "-h", "--help", "help":
+		fmt.Fprint(stderr, "usage:\n"+commandUsage("fidolab persona")+personaSubcommands)
+		return flag.ErrHelp
+	case "list", "show":
+	default:
+		return usagef("unknown persona subcommand %q (want list or show)", sub)
+	}
+	fs := newFlags("fidolab persona "+sub, stderr)
+	var asJSON *bool
+	if sub == "list" {
+		asJSON = fs.Bool("json", false, "print JSON for machines")
+	}
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if sub == "show" {
+		if len(pos) != 1 {
+			return usagef("persona show needs one NAME or FILE")
 		}
-		return tw.Flush()
-	case "show":
-		if len(args) != 2 {
-			return usagef("persona show NAME|FILE")
-		}
-		p, err := persona.Load(args[1])
+		p, err := persona.Load(pos[0])
 		if err != nil {
 			return err
 		}
@@ -40,5 +58,30 @@ func cmdPersona(args []string, stdout, _ io.Writer) error {
 		_, err = stdout.Write(b)
 		return err
 	}
-	return usagef("unknown persona subcommand %q", args[0])
+	if len(pos) != 0 {
+		return usagef("persona list takes no arguments")
+	}
+	type row struct {
+		Name        string `json:"name"`
+		AAGUID      string `json:"aaguid"`
+		Description string `json:"description"`
+	}
+	var rows []row
+	for _, n := range persona.Names() {
+		p, err := persona.Builtin(n)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row{p.Name, p.AAGUID.String(), p.Description})
+	}
+	if *asJSON {
+		return printJSON(stdout, rows)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tAAGUID\tDESCRIPTION")
+	for _, r := range rows {
+		first, _, _ := strings.Cut(r.Description, "\n")
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.AAGUID, first)
+	}
+	return tw.Flush()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -36,9 +37,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&catalogs, "catalog", "a directory of your own scenario files, added to the built-in catalog (repeatable)")
 	fs.Var(&reports, "report", "write a report; the extension picks the format: .xml (JUnit), .json, .html, .md (repeatable)")
 	filter := fs.String("filter", "", "select cases: id substring or glob, re:REGEX, tag:a,b, windows:EXPR, !TERM; terms are ANDed")
+	allowEmpty := fs.Bool("allow-empty", false, "accept a selection of no case (without it, a --filter that selects nothing is an error: a typo must not pass)")
 	personaRef := fs.String("persona", "", "run every case on this persona (name or YAML file) instead of each scenario's own")
 	keySpec := fs.String("key", "", "run on this key instead of an in-process one: hidraw:/dev/hidrawN, usb:VID:PID[:SERIAL] "+
-		"or socket:PATH, each with an optional ,control=HOST:PORT (a socket key needs it)")
+		"or socket:PATH, each with an optional ,control=HOST:PORT (or unix:PATH; a socket key needs it) and ,token=FILE for a control API with a token")
 	destructive := fs.Bool("destructive", false, "allow erasing a --key that is not empty (PIN, credentials); "+
 		"without it such a key is refused, or you are asked on a terminal")
 	parallel := fs.Int("parallel", 0, "cases at once (default: number of CPUs; an external key runs one at a time)")
@@ -55,11 +57,26 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if *personaRef != "" && *keySpec != "" {
 		return usagef("give --persona or --key, not both")
 	}
+	if *parallel < 0 {
+		return usagef("--parallel %d: want 0 (one case per CPU) or more", *parallel)
+	}
+	// A report that cannot be written is found now, not after the run.
+	for i, path := range reports {
+		if err := report.CheckPath(path); err != nil {
+			return usagef("--report %v", err)
+		}
+		if slices.Contains(reports[:i], path) {
+			return usagef("--report %s is given twice", path)
+		}
+	}
 	if *destructive && *keySpec == "" {
 		return usagef("--destructive is about a --key; in-process keys are always fresh")
 	}
 	cat, err := loadCatalog(catalogs)
 	if err != nil {
+		return err
+	}
+	if err := checkSelection(cat, runner.Options{Filter: *filter}, *allowEmpty); err != nil {
 		return err
 	}
 	if *list {
@@ -86,6 +103,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		opts.Keys = runner.InProcess(p)
 	}
+	if opts.Keys != nil {
+		if err := checkSelection(cat, opts, *allowEmpty); err != nil {
+			_ = opts.Keys.Close()
+			return err
+		}
+	}
 	var prog *report.Progress
 	if !*quiet {
 		opts.Progress = func(done, total int, c *result.Case) {
@@ -108,6 +131,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		opts.WrapConn = func(label string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn {
 			return rec.Conn(c, trace.Source{Transport: transport, Endpoint: endpoint, Case: label, Now: now})
 		}
+		opts.Mark = rec.MarkCase
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -139,6 +163,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return errCasesFailed
 	}
 	return nil
+}
+
+// checkSelection refuses a run of no case unless allowEmpty: a --filter with a typo, or a key that
+// leaves out every selected scenario, would otherwise pass CI having checked nothing.
+func checkSelection(cat *catalog.Catalog, opts runner.Options, allowEmpty bool) error {
+	cases, leftOut, err := runner.Select(cat, opts)
+	if err != nil {
+		return usagef("--filter: %v", err)
+	}
+	if len(cases) > 0 || allowEmpty {
+		return nil
+	}
+	if len(leftOut) > 0 {
+		return usagef("nothing to run: the %d scenario(s) --filter %q selects are about a key of their own, "+
+			"left out on another key (%s); add --allow-empty if that is what you want", len(leftOut), opts.Filter, strings.Join(leftOut, ", "))
+	}
+	return usagef("--filter %q selects none of the %d cases (fidolab run --list shows every case); "+
+		"add --allow-empty if an empty selection is what you want", opts.Filter, len(cat.Cases()))
 }
 
 func loadCatalog(dirs []string) (*catalog.Catalog, error) {

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/harness/trace"
+	"github.com/fidolab/fidolab/transport/listener"
 	"github.com/fidolab/fidolab/transport/usbip"
 )
 
@@ -31,7 +31,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", "", "unix:PATH or tcp:HOST:PORT (default: socket unix:fidolab.sock, usbredir unix:fidolab-usbredir.sock, usbip tcp:127.0.0.1:3240)")
 	allowRemote := fs.Bool("allow-remote", false, "allow --listen on a non-loopback TCP address (anyone reaching it can use the key)")
 	busID := fs.String("busid", usbip.DefaultBusID, "usbip: the bus ID the key is exported as")
-	ctl := fs.String("control", "", "control API address on loopback, e.g. 127.0.0.1:8765 (off when empty)")
+	ctl := fs.String("control", "", "control API: 127.0.0.1:PORT on loopback, or unix:PATH (a 0600 socket) (off when empty)")
+	ctlToken := fs.String("control-token", "", "file with the control API's bearer token (also env "+controlTokenEnv+"); requests without it get 401")
 	userPolicy := fs.String("user", "yes", "simulated user: yes, no, timeout, delay:D[:ANSWER], script:A,B,…, manual")
 	logLevel := fs.String("log", "info", "log level: debug, info, warn, error")
 	dev := deviceFlags(fs)
@@ -61,6 +62,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usagef("--transport %q: want one of %s", *transport, transportNames())
 	}
+	ctlOpts, err := controlOptions(*ctl, *ctlToken)
+	if err != nil {
+		return err
+	}
 	eo := exposeOptions{listen: *listen, allowRemote: *allowRemote, busID: *busID, device: dev, logger: logger, stderr: stderr}
 	if eo.listen == "" {
 		eo.listen = exp.defaultListen
@@ -80,7 +85,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *keys != 0 {
 		return serveKeys(keysConfig{n: *keys, transport: *transport, exp: exp, eo: eo, stateDir: *state,
-			stateKey: *stateKey, persona: p, userPolicy: *userPolicy, logger: logger, control: *ctl, trace: tf,
+			stateKey: *stateKey, persona: p, userPolicy: *userPolicy, logger: logger, control: *ctl, ctlOpts: ctlOpts, trace: tf,
 			stderr: stderr})
 	}
 	storeOpts, err := stateKeyOptions(*stateKey, *state)
@@ -117,18 +122,24 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	go func() { errc <- serve() }()
 
 	if *ctl != "" {
-		cl, err := control.Listen(*ctl)
+		cl, err := listenControl(*ctl)
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: control.Handler(k), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := srv.Serve(cl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := control.Serve(ctx, cl, k, ctlOpts); err != nil {
 				errc <- err
 			}
 		}()
-		defer srv.Close()
-		fmt.Fprintf(stderr, "fidolab: control API on http://%s/\n", cl.Addr())
+		auth := ""
+		if ctlOpts.Token != nil {
+			auth = " (Authorization: Bearer token required)"
+		}
+		if cl.Addr().Network() == "unix" {
+			fmt.Fprintf(stderr, "fidolab: control API on unix:%s (curl --unix-socket %s http://localhost/)%s\n", cl.Addr(), cl.Addr(), auth)
+		} else {
+			fmt.Fprintf(stderr, "fidolab: control API on http://%s/%s\n", cl.Addr(), auth)
+		}
 	}
 	stateWhere := "in memory"
 	if *state != "" {
@@ -151,4 +162,36 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// controlTokenEnv names the control API's token file when --control-token is not given.
+const controlTokenEnv = "FIDOLAB_CONTROL_TOKEN_FILE"
+
+// controlOptions reads the control API's token (--control-token, else the environment) before
+// anything is created, so a bad token file leaves no state file behind.
+func controlOptions(addr, tokenFile string) (control.Options, error) {
+	var o control.Options
+	if tokenFile == "" {
+		tokenFile = os.Getenv(controlTokenEnv)
+	} else if addr == "" {
+		return o, usagef("--control-token needs --control")
+	}
+	if tokenFile == "" || addr == "" {
+		return o, nil
+	}
+	tok, err := control.ReadTokenFile(tokenFile)
+	if err != nil {
+		return o, err
+	}
+	o.Token = tok
+	return o, nil
+}
+
+// listenControl opens the control API's listener: a loopback TCP address, or a unix socket that
+// is private (0600) from the moment it exists and never takes over a live path (package listener).
+func listenControl(addr string) (net.Listener, error) {
+	if strings.HasPrefix(addr, "unix:") {
+		return listener.Listen(addr, listener.Options{What: "control API"})
+	}
+	return control.Listen(addr)
 }

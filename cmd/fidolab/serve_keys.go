@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -36,6 +35,7 @@ type keysConfig struct {
 	userPolicy string
 	logger     *slog.Logger
 	control    string
+	ctlOpts    control.Options // --control-token
 	trace      traceFlags
 	stderr     io.Writer
 }
@@ -182,20 +182,29 @@ func serveKeys(c keysConfig) error {
 		close(done)
 	}()
 	if c.control != "" {
-		cl, err := control.Listen(c.control)
+		cl, err := listenControl(c.control)
 		if err != nil {
 			cancel()
 			<-done
 			return err
 		}
-		srv := &http.Server{Handler: control.FleetHandler(entries), ReadHeaderTimeout: 5 * time.Second}
+		ctlDone := make(chan struct{})
 		go func() {
-			if err := srv.Serve(cl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			defer close(ctlDone)
+			if err := control.ServeFleet(ctx, cl, entries, c.ctlOpts); err != nil {
 				errc <- err
 			}
 		}()
-		defer srv.Close()
-		fmt.Fprintf(c.stderr, "fidolab: control API on http://%s/ (key N under /usbN/, every key at /state)\n", cl.Addr())
+		defer func() { cancel(); <-ctlDone }()
+		auth := ""
+		if c.ctlOpts.Token != nil {
+			auth = " (Authorization: Bearer token required)"
+		}
+		where := "http://" + cl.Addr().String() + "/"
+		if cl.Addr().Network() == "unix" {
+			where = "unix:" + cl.Addr().String()
+		}
+		fmt.Fprintf(c.stderr, "fidolab: control API on %s (key N under /usbN/, every key at /state)%s\n", where, auth)
 	}
 	stateWhere := "in memory"
 	if c.stateDir != "" {

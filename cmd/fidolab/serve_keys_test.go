@@ -113,7 +113,7 @@ func TestServeKeys(t *testing.T) {
 	require.Contains(t, string(out), "bob")
 	out, err = exec.Command(fidolabBinary(t), "key", "reset", "--state", stateDir, "--yes").CombinedOutput()
 	require.Error(t, err, "reset works on one key at a time")
-	require.Equal(t, 2, exitCode(err), "%s", out)
+	require.Equal(t, 2, procExit(err), "%s", out)
 }
 
 func TestServeKeysUsage(t *testing.T) {
@@ -130,18 +130,18 @@ func TestServeKeysUsage(t *testing.T) {
 	} {
 		out, err := exec.Command(fidolabBinary(t), append([]string{"serve"}, tc.args...)...).CombinedOutput()
 		require.Error(t, err, "%v", tc.args)
-		require.Equal(t, 2, exitCode(err), "%v: %s", tc.args, out)
+		require.Equal(t, 2, procExit(err), "%v: %s", tc.args, out)
 		require.Contains(t, string(out), tc.want, "%v", tc.args)
 	}
 	state := filepath.Join(dir, "file.state")
 	require.NoError(t, os.WriteFile(state, nil, 0o600))
 	out, err := exec.Command(fidolabBinary(t), "serve", "--keys", "2", "--listen", "unix:"+dir+"/s/", "--state", state).CombinedOutput()
-	require.Equal(t, 2, exitCode(err), "%s", out)
+	require.Equal(t, 2, procExit(err), "%s", out)
 	require.True(t, strings.Contains(string(out), "give a directory"), "%s", out)
 }
 
-// exitCode is a finished command's exit status (0 for a nil error).
-func exitCode(err error) int {
+// procExit is a finished command's exit status (0 for a nil error).
+func procExit(err error) int {
 	if err == nil {
 		return 0
 	}
@@ -149,4 +149,38 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// TestServeKeysControlGuard: the control API of serve --keys N has the one-key API's guard on
+// every key's path: --control-token is required, and a Host with another port (DNS rebinding)
+// or a cross-site GET is refused.
+func TestServeKeysControlGuard(t *testing.T) {
+	t.Parallel()
+	const tok = "keys-token-0123456789abcdef"
+	dir := t.TempDir()
+	s := &served{stderr: &syncBuffer{}}
+	s.cmd = exec.Command(fidolabBinary(t), "serve", "--keys", "2", "--listen", "unix:"+filepath.Join(dir, "sock")+"/",
+		"--control", "127.0.0.1:0", "--control-token", tokenFile(t, tok, 0o600))
+	s.cmd.Stderr = s.stderr
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	waitServing(t, s)
+	require.Contains(t, s.stderr.String(), "Bearer token required")
+	base := s.controlURL(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	for _, tc := range []struct {
+		method, path string
+		header       map[string]string
+		want         int
+	}{
+		{"GET", "/state", nil, http.StatusUnauthorized},
+		{"GET", "/usb2/power/off", nil, http.StatusUnauthorized},
+		{"GET", "/state", bearer, http.StatusOK},
+		{"GET", "/usb2/touch/on", bearer, http.StatusOK},
+		{"GET", "/state", map[string]string{"Authorization": "Bearer " + tok, "Host": "127.0.0.1:9"}, http.StatusForbidden},
+		{"GET", "/usb1/power/off", map[string]string{"Authorization": "Bearer " + tok, "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"POST", "/usb1/user", map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "text/plain"}, http.StatusUnsupportedMediaType},
+	} {
+		require.Equal(t, tc.want, status(t, tc.method, base+tc.path, tc.header), "%s %s %v", tc.method, tc.path, tc.header)
+	}
 }

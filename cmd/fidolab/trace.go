@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fidolab/fidolab/authenticator/userfile"
 	"github.com/fidolab/fidolab/harness/trace"
 	"github.com/fidolab/fidolab/harness/trace/pcapng"
 	"github.com/fidolab/fidolab/harness/trace/winevent"
@@ -23,12 +24,14 @@ const traceUsage = `usage:
   fidolab trace pcap [--lua OUT.lua] TRACE OUT.pcapng      pcapng (USB, usbmon) for Wireshark and tshark
   fidolab trace import [--process PID=NAME]... [--trace-secrets] EVENTS -o TRACE
                                                            a Windows WebAuthN event log (.evtx or XML) as a trace
+  fidolab trace scenario [--case LABEL] [--windows V] [-o FILE] TRACE
+                                                           a catalog scenario (and the key's persona) reproducing the trace
 `
 
 func cmdTrace(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, traceUsage)
-		return usagef("trace needs show, pcap or import")
+		return usagef("trace needs show, pcap, import or scenario")
 	}
 	switch args[0] {
 	case "show":
@@ -37,9 +40,11 @@ func cmdTrace(args []string, stdout, stderr io.Writer) error {
 		return tracePcap(args[1:], stderr)
 	case "import":
 		return traceImport(args[1:], stdout, stderr)
+	case "scenario":
+		return traceScenario(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, traceUsage)
-		return nil
+		fmt.Fprint(stderr, traceUsage)
+		return flag.ErrHelp
 	}
 	fmt.Fprint(stderr, traceUsage)
 	return usagef("unknown trace command %q", args[0])
@@ -51,10 +56,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usagef("%v", err)
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -160,6 +162,10 @@ func tracePcap(args []string, stderr io.Writer) error {
 	return nil
 }
 
+// maxEventsFile bounds an event log read by trace import (it is parsed in memory). The WebAuthN
+// channel's log is 1 MiB by default.
+const maxEventsFile = 256 << 20
+
 // processFlag collects --process PID=NAME.
 type processFlag map[int]string
 
@@ -187,7 +193,10 @@ func traceImport(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return usagef("trace import needs one EVENTS file (.evtx, or XML from wevtutil qe … /f:xml)")
 	}
-	data, err := os.ReadFile(pos[0])
+	data, err := userfile.Read(pos[0], maxEventsFile)
+	if errors.Is(err, userfile.ErrTooLarge) {
+		return fmt.Errorf("%w: export only the WebAuthN channel (wevtutil epl Microsoft-Windows-WebAuthN/Operational FILE)", err)
+	}
 	if err != nil {
 		return err
 	}

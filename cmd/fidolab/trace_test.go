@@ -190,3 +190,11 @@ func TestRunTrace(t *testing.T) {
 	code, _, _ = runCLI(t, "run", "--quiet", "--trace-secrets", "--filter", "re:^no-such-case$")
 	require.Equal(t, 2, code, "--trace-secrets without --trace is a usage error")
 }
+
+// An event log is read only from a regular file: /dev/zero used to be read until memory ran out.
+func TestTraceImportRefusesDevices(t *testing.T) {
+	t.Parallel()
+	code, _, errOut := runCLI(t, "trace", "import", "/dev/zero", "-o", filepath.Join(t.TempDir(), "x.jsonl"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "/dev/zero: not a regular file: it is a character device")
+}

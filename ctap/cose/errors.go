@@ -28,7 +28,10 @@ func newError(s ctap.Status, reason string) *Error { return &Error{Status: s, Re
 func decodeError(what string, err error) *Error {
 	var typeErr *cbor.UnmarshalTypeError
 	var keyErr *cbor.InvalidMapKeyTypeError
+	var field *ctap.DecodeError // from ctap.Bytes: the status is already decided
 	switch {
+	case errors.As(err, &field):
+		return newError(field.Status, what+": "+field.Err.Error())
 	case errors.As(err, &typeErr), errors.As(err, &keyErr):
 		return newError(ctap.ErrCBORUnexpectedType, what+" has the wrong CBOR type")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/fidolab/fidolab/ctap"
@@ -151,6 +152,15 @@ func validMap(k Key) map[int]any {
 	return map[int]any{1: int64(k.Type), 3: int64(k.Alg), -1: int64(k.Curve), -2: k.X[:], -3: k.Y[:]}
 }
 
+// bytesAsArray is b as a CBOR array of integers instead of a byte string.
+func bytesAsArray(b []byte) []int {
+	a := make([]int, len(b))
+	for i, x := range b {
+		a[i] = int(x)
+	}
+	return a
+}
+
 func TestUnmarshalErrors(t *testing.T) {
 	t.Parallel()
 	k := fixedKey(t, AlgECDHESHKDF256)
@@ -192,13 +202,18 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"x as text", with(-2, "0123456789abcdef0123456789abcdef"), ctap.ErrCBORUnexpectedType},
 		{"text with invalid UTF-8", with(-2, string(k.X[:])), ctap.ErrInvalidCBOR},
 		{"y as bool", with(-3, true), ctap.ErrCBORUnexpectedType},
+		// An array of 32 small integers decodes into a []byte with a lax decoder (issue 9 item 13).
+		{"x as array of bytes", with(-2, bytesAsArray(k.X[:])), ctap.ErrCBORUnexpectedType},
+		{"y as array of bytes", with(-3, bytesAsArray(k.Y[:])), ctap.ErrCBORUnexpectedType},
+		{"x as map", with(-2, map[int]int{1: 2}), ctap.ErrCBORUnexpectedType},
 		{"y null", with(-3, cbor.RawMessage{0xf6}), ctap.ErrCBORUnexpectedType},
 		{"x short", with(-2, k.X[1:]), ctap.ErrInvalidParameter},
 		{"x long", with(-2, append([]byte{0}, k.X[:]...)), ctap.ErrInvalidParameter},
 		{"y empty", with(-3, []byte{}), ctap.ErrInvalidParameter},
 		{"point off curve", with(-3, offCurve[:]), ctap.ErrInvalidParameter},
 		{"zero point", with(-2, make([]byte, 32)), ctap.ErrInvalidParameter},
-		{"kty RSA", with(1, 3), ctap.ErrUnsupportedAlgorithm},
+		{"kty RSA with EC2 labels", with(1, 3), ctap.ErrCBORUnexpectedType}, // -1 is RSA's n, a byte string
+		{"kty 4", with(1, 4), ctap.ErrUnsupportedAlgorithm},
 		{"crv P-384", with(-1, 2), ctap.ErrUnsupportedAlgorithm},
 		{"alg RS256", with(3, int64(AlgRS256)), ctap.ErrUnsupportedAlgorithm},
 		{"alg EdDSA on EC2", with(3, int64(AlgEdDSA)), ctap.ErrUnsupportedAlgorithm},
@@ -271,6 +286,29 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{0xa0})
 	f.Add([]byte{0xa1, 0x01, 0x02})
 	f.Add(good[:40])
+	// The wider keys: P-384, P-521 and RSA (a fixed modulus of 2048 bits: the top and low bits set).
+	for _, c := range []elliptic.Curve{elliptic.P384(), elliptic.P521()} {
+		priv, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			f.Fatal(err)
+		}
+		alg := map[elliptic.Curve]Algorithm{elliptic.P384(): AlgES384, elliptic.P521(): AlgES512}[c]
+		wk, err := FromECDSA(alg, &priv.PublicKey)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := wk.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	n := bytes.Repeat([]byte{0xc5}, 256)
+	rsaKey, err := Key{Type: KeyTypeRSA, Alg: AlgRS256, Wide: &Wide{N: n, E: []byte{1, 0, 1}}}.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rsaKey)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		key, err := Unmarshal(data)
 		if err != nil {
@@ -289,8 +327,11 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("accepted key does not marshal: %v", err)
 		}
 		again, err := Unmarshal(out)
-		if err != nil || again != key {
+		if err != nil || !reflect.DeepEqual(again, key) {
 			t.Fatalf("round trip changed the key: %v", err)
+		}
+		if key.Wide != nil {
+			return // P-384, P-521, RSA: the round trip is the check
 		}
 		// The canonical form has a fixed size per key type.
 		want := map[Algorithm]int{AlgES256: 77, AlgECDHESHKDF256: 78, AlgEdDSA: 42}[key.Alg]

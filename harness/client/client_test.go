@@ -234,7 +234,7 @@ func TestAssertionsWalksAllCredentials(t *testing.T) {
 	require.Len(t, all, 3)
 	for i, id := range []string{"c3", "c2", "c1"} {
 		require.Equal(t, []byte(id), all[i].CredentialID)
-		require.Equal(t, []byte("u-"+id), all[i].User.ID)
+		require.Equal(t, []byte("u-"+id), []byte(all[i].User.ID))
 	}
 
 	// An answer for another RP is refused.

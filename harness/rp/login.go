@@ -85,7 +85,7 @@ func (r *RP) BeginLogin(user *User, uv protocol.UserVerificationRequirement) (*P
 	cdh := sha256.Sum256(cdj)
 	req := &ctap.GetAssertionRequest{RPID: r.id, ClientDataHash: cdh[:]}
 	for _, d := range assertion.Response.AllowedCredentials {
-		req.AllowList = append(req.AllowList, ctap.CredentialDescriptor{ID: d.CredentialID, Type: string(d.Type)})
+		req.AllowList = append(req.AllowList, ctap.CredentialDescriptor{ID: ctap.Bytes(d.CredentialID), Type: string(d.Type)})
 	}
 	return &PendingLogin{Request: req, ClientDataHash: cdh[:], user: user, cdj: cdj, session: session}, nil
 }

@@ -133,7 +133,7 @@ func (r *RP) BeginRegister(user *User, opts RegisterOptions) (*PendingRegistrati
 		req.PubKeyCredParams = append(req.PubKeyCredParams, ctap.CredentialParam{Alg: &alg, Type: string(p.Type)})
 	}
 	for _, d := range pk.CredentialExcludeList {
-		req.ExcludeList = append(req.ExcludeList, ctap.CredentialDescriptor{ID: d.CredentialID, Type: string(d.Type)})
+		req.ExcludeList = append(req.ExcludeList, ctap.CredentialDescriptor{ID: ctap.Bytes(d.CredentialID), Type: string(d.Type)})
 	}
 	if opts.ResidentKey {
 		req.Options = &ctap.Options{RK: ctap.Bool(true)}

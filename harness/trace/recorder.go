@@ -77,6 +77,13 @@ func (r *Recorder) Mark(src int, text string) {
 	_ = r.w.Write(&Record{Type: TypeMark, T: r.now(), Src: src, Text: text})
 }
 
+// MarkCase writes a label of a runner case (the step it begins, a replug of its key), on the
+// recorder's clock: `fidolab replay` replugs the key where a trace says it was replugged, and
+// `fidolab trace scenario` reads which actions a case took.
+func (r *Recorder) MarkCase(caseLabel, text string) {
+	_ = r.w.Write(&Record{Type: TypeMark, T: r.now(), Case: caseLabel, Text: text})
+}
+
 // Source starts a new stream: a source record is written and the stream's reports are
 // attributed to it.
 func (r *Recorder) Source(s Source) *Stream { return r.SourceAt(r.now(), s) }

@@ -1,6 +1,11 @@
 package trace
 
-import "github.com/fidolab/fidolab/ctap"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/fidolab/fidolab/ctap"
+)
 
 // A schema names the members of a CTAP map (CTAP 2.1 §6) and says which hold secrets.
 type schema struct {
@@ -137,4 +142,38 @@ func (s *schema) hasSecrets() bool {
 		}
 	}
 	return false
+}
+
+// MemberName names a member of a CTAP2 request (response false) or answer by its path of map
+// keys ("4", "clientPin" → "options.clientPin"; "2", "aaguid" → "authData.aaguid"). Keys the
+// schema does not name, and array indices, are kept as they are.
+func MemberName(cmd ctap.Command, response bool, path []string) string {
+	s := schemas[cmd][0]
+	if response {
+		s = schemas[cmd][1]
+	}
+	out := make([]string, 0, len(path))
+	for _, seg := range path {
+		var key any = seg
+		if n, err := strconv.ParseInt(seg, 10, 64); err == nil {
+			key = n
+			if s != nil && s.elem != nil {
+				out = append(out, seg)
+				s = s.elem
+				continue
+			}
+		}
+		f := s.lookup(key)
+		if f == nil || f.name == "" {
+			out = append(out, seg)
+			s = nil
+			if f != nil {
+				s = f.child
+			}
+			continue
+		}
+		out = append(out, f.name)
+		s = f.child
+	}
+	return strings.Join(out, ".")
 }

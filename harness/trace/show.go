@@ -43,7 +43,11 @@ func Show(w io.Writer, r *Reader, o ShowOptions) error {
 		case TypeSource:
 			fmt.Fprintf(w, "\nsource %d · %s\n", rec.Src, describeSource(rec))
 		case TypeMark:
-			fmt.Fprintf(w, "\n── %s ──\n", rec.Text)
+			if rec.Case != "" {
+				fmt.Fprintf(w, "\n── %s: %s ──\n", rec.Case, rec.Text)
+			} else {
+				fmt.Fprintf(w, "\n── %s ──\n", rec.Text)
+			}
 		case TypeNote:
 			fmt.Fprintf(w, "%s [%d] note: %s\n", stamp(rec.T), rec.Src, rec.Text)
 		case TypeReport:

@@ -143,14 +143,18 @@ func Merge(cats ...*Catalog) (*Catalog, error) {
 // Error is a problem in a catalog file, located by file, line and field.
 type Error struct {
 	File  string
-	Line  int
+	Line  int    // 0 for a problem of the whole file (it is too large, it holds no scenario)
 	Field string // path of the field, e.g. "steps[1].expect"
 	Msg   string
 }
 
 func (e *Error) Error() string {
-	if e.Field == "" {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	at := e.File
+	if e.Line > 0 {
+		at = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
-	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", at, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", at, e.Field, e.Msg)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/authenticator/userfile"
 )
 
 //go:embed data/*.yaml data/personas/*.yaml
@@ -23,7 +24,9 @@ func Embedded() (*Catalog, error) {
 }
 
 // LoadDir reads every *.yaml and *.yml file directly in dir (not in sub-directories, which hold
-// persona files) as a catalog. Persona files are named relative to the scenario file.
+// persona files) as a catalog. Persona files are named relative to the scenario file. Every file
+// must be a regular file of at most 1 MiB (a persona file 64 KiB): a named pipe or a device in the
+// directory is an error naming it, found without reading from it.
 func LoadDir(dir string) (*Catalog, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -32,12 +35,12 @@ func LoadDir(dir string) (*Catalog, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("catalog: %s is not a directory", dir)
 	}
-	return loadFS(os.DirFS(dir), ".", dir)
+	return loadFS(userfile.DirFS(dir), ".", dir)
 }
 
 // LoadFile reads one catalog file.
 func LoadFile(file string) (*Catalog, error) {
-	return loadFS(os.DirFS(filepath.Dir(file)), ".", filepath.Dir(file), filepath.Base(file))
+	return loadFS(userfile.DirFS(filepath.Dir(file)), ".", filepath.Dir(file), filepath.Base(file))
 }
 
 // loadFS reads the catalog files under dir of fsys; display is how errors spell dir. With only,
@@ -65,9 +68,9 @@ func loadFS(fsys fs.FS, dir, display string, only ...string) (*Catalog, error) {
 	)
 	for _, n := range names {
 		shown := filepath.Join(display, n)
-		data, err := fs.ReadFile(fsys, path.Join(dir, n))
+		data, err := userfile.ReadFS(fsys, path.Join(dir, n), shown, maxFileSize)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", shown, err))
+			errs = append(errs, err)
 			continue
 		}
 		sc, err := Parse(data, shown, personaResolver(fsys, dir, display))
@@ -94,9 +97,9 @@ func personaResolver(fsys fs.FS, dir, display string) PersonaResolver {
 		if path.IsAbs(rel) || strings.HasPrefix(rel, "../") || rel == ".." {
 			return nil, fmt.Errorf("persona file %q must be inside the catalog directory", ref)
 		}
-		data, err := fs.ReadFile(fsys, path.Join(dir, rel))
+		data, err := userfile.ReadFS(fsys, path.Join(dir, rel), filepath.Join(display, rel), persona.MaxFileSize)
 		if err != nil {
-			return nil, fmt.Errorf("persona file %s: %w", filepath.Join(display, rel), err)
+			return nil, fmt.Errorf("persona file: %w", err)
 		}
 		return persona.Parse(data, filepath.Join(display, rel))
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/authenticator/userfile"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"go.yaml.in/yaml/v3"
@@ -36,7 +37,7 @@ func Parse(data []byte, file string, resolve PersonaResolver) ([]*Scenario, erro
 		resolve = BuiltinPersonas
 	}
 	if len(data) > maxFileSize {
-		p.fail(nil, "", "file larger than %d bytes", maxFileSize)
+		p.fail(nil, "", "larger than %s: not a scenario file", userfile.Size(maxFileSize))
 		return nil, p.err()
 	}
 	var out []*Scenario
@@ -55,6 +56,9 @@ func Parse(data []byte, file string, resolve PersonaResolver) ([]*Scenario, erro
 			continue
 		}
 		root := doc.Content[0]
+		if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+			continue // an empty document ("---" alone)
+		}
 		if p.aliases(root) {
 			continue
 		}
@@ -77,7 +81,7 @@ func Parse(data []byte, file string, resolve PersonaResolver) ([]*Scenario, erro
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, &Error{File: file, Line: 1, Msg: "no scenario in file"}
+		return nil, &Error{File: file, Msg: "no scenario in the file (an empty file, or only comments)"}
 	}
 	return out, nil
 }

@@ -69,26 +69,40 @@ func External(spec string) (KeyFactory, error) { return ExternalKey(spec, KeyOpt
 //	hidraw:/dev/hidrawN (or hidraw: for the only FIDO key)   a key on Linux's hidraw
 //	usb:VID:PID[:SERIAL]                                      a key through libusb (build tag gousb)
 //
-// each optionally followed by ",control=HOST:PORT", the key's control API (fidolab serve
-// --control), through which it is power-cycled. Every case uses the same key, so cases run one
+// each optionally followed by ",control=HOST:PORT" (or ",control=unix:PATH"), the key's control
+// API (fidolab serve --control), through which it is power-cycled, and ",token=FILE" when that API
+// wants a bearer token (fidolab serve --control-token). Every case uses the same key, so cases run one
 // after another; before the first, the key is inspected and a key that is not empty is erased only
 // with opts.Destructive or the person's yes. Between cases the key is brought back to empty: a
 // power-up, then authenticatorReset within its window.
 func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
+	return newRealFactory(spec, opts, true)
+}
+
+// newRealFactory parses spec; needControl refuses a served key without its control API (the runner
+// must power-cycle it between cases; Borrow does not).
+func newRealFactory(spec string, opts KeyOptions, needControl bool) (*realFactory, error) {
 	kind, rest, ok := strings.Cut(spec, ":")
 	if !ok {
 		return nil, usageErr("key %q: want socket:PATH,control=HOST:PORT, hidraw:/dev/hidrawN or usb:VID:PID[:SERIAL]", spec)
 	}
 	addr, optStr, _ := strings.Cut(rest, ",")
-	var control string
+	var control, tokenFile string
 	if optStr != "" {
 		for _, o := range strings.Split(optStr, ",") {
+			if v, ok := strings.CutPrefix(o, "token="); ok && v != "" && tokenFile == "" {
+				tokenFile = v // the control API's bearer token (controlapi.go)
+				continue
+			}
 			v, ok := strings.CutPrefix(o, "control=")
 			if !ok || v == "" || control != "" {
-				return nil, usageErr("key %q: unknown option %q (want control=HOST:PORT)", spec, o)
+				return nil, usageErr("key %q: unknown option %q (want control=HOST:PORT or token=FILE)", spec, o)
 			}
 			control = v
 		}
+	}
+	if tokenFile != "" && control == "" {
+		return nil, usageErr("key %q: token= is for the control API: add ,control=HOST:PORT", spec)
 	}
 	f := &realFactory{spec: spec, opts: opts, clock: clock.Or(opts.Clock)}
 	if f.opts.ReplugTimeout <= 0 {
@@ -100,7 +114,7 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 		if !strings.HasPrefix(addr, "unix:") && !strings.HasPrefix(addr, "tcp:") {
 			addr = "unix:" + addr
 		}
-		if control == "" {
+		if control == "" && needControl {
 			return nil, usageErr("key %q: a served key is power-cycled between cases through its control API: "+
 				"add ,control=HOST:PORT (the address given to fidolab serve --control)", spec)
 		}
@@ -117,7 +131,9 @@ func ExternalKey(spec string, opts KeyOptions) (KeyFactory, error) {
 	}
 	switch {
 	case control != "":
-		f.power = &controlPower{addr: control}
+		if f.power, err = newControlPower(control, tokenFile); err != nil {
+			return nil, fmt.Errorf("key %q: %w", spec, err)
+		}
 	case opts.Ask != nil:
 		f.power = &personPower{ask: opts.Ask, dev: f.dev, timeout: f.opts.ReplugTimeout, clock: f.clock}
 	default:
@@ -150,8 +166,12 @@ type power interface {
 	unattended() bool
 }
 
-// controlPower switches the key off and on through its control API.
-type controlPower struct{ addr string }
+// controlPower switches the key off and on through its control API (newControlPower).
+type controlPower struct {
+	addr  string       // Host of the API: HOST:PORT, or localhost on a unix socket
+	token string       // bearer token, "" for none
+	http  *http.Client // dials the unix socket when there is one
+}
 
 func (p *controlPower) unattended() bool { return true }
 
@@ -161,7 +181,10 @@ func (p *controlPower) cycle(ctx context.Context, _ device) error {
 		if err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		if p.token != "" {
+			req.Header.Set("Authorization", "Bearer "+p.token)
+		}
+		resp, err := p.http.Do(req)
 		if err != nil {
 			return fmt.Errorf("replug through the control API: %w", err)
 		}

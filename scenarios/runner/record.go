@@ -22,6 +22,20 @@ type recKey struct {
 	clock clock.Clock     // the runner's
 	mu    sync.Mutex
 	sink  func(client.Exchange)
+	mark  func(text string) // Options.Mark bound to the case, nil when unset
+}
+
+// markf tells Options.Mark what the case does next.
+func (k *recKey) markf(format string, a ...any) {
+	if k.mark != nil {
+		k.mark(strings.TrimSpace(fmt.Sprintf(format, a...)))
+	}
+}
+
+// Replug marks the power-up, then replugs the key.
+func (k *recKey) Replug(ctx context.Context) error {
+	k.markf("key replugged")
+	return k.Key.Replug(ctx)
 }
 
 func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {

@@ -45,6 +45,10 @@ type Options struct {
 	// label ("id@version") and the key's clock (nil for a key without one): fidolab run --trace
 	// records through it.
 	WrapConn func(caseLabel string, now func() time.Time, c ctaphid.ReportConn) ctaphid.ReportConn
+	// Mark, when set, is told what each case does, in order: "set-up: register alice", "step 2:
+	// reset-key", "key replugged" (fidolab run --trace writes them into the trace, where replay
+	// and trace scenario read them).
+	Mark func(caseLabel, text string)
 }
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
@@ -214,6 +218,10 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	}
 	defer skipIfKeySays(inner, rc)
 	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
+	if opts.Mark != nil {
+		label := c.ID + "@" + c.Version.Name
+		key.mark = func(text string) { opts.Mark(label, text) }
+	}
 	if f, ok := opts.Target.(interface{ Forget(host.Key) }); ok {
 		defer f.Forget(key) // the case's organisation ends with it
 	}
@@ -236,7 +244,9 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 	defer h.Close()
 	for i, st := range c.Steps {
 		exp, _ := st.Expected(c.Version) // the loader guarantees an outcome for every version
+		key.markf("step %d: %s", i+1, markAction(st.Action))
 		s := do(ctx, h, key, st.Action, exp, "")
+		key.markf("step %d observed: %s", i+1, s.Observed)
 		rc.Steps = append(rc.Steps, s)
 		if s.Verdict == result.Error {
 			rc.Verdict, rc.Error = result.Error, fmt.Sprintf("step %d (%s): %s", i+1, st.Action.Name, strings.Join(s.Notes, "; "))
@@ -283,7 +293,9 @@ func setUp(ctx context.Context, c catalog.Case, t host.Target, key *recKey, rc *
 			result.Outcome{Kind: host.KindRegistered, Account: acc}})
 	}
 	for _, x := range acts {
+		key.markf("set-up: %s", markAction(x.a))
 		s := do(ctx, ref, key, x.a, x.exp, detail)
+		key.markf("set-up observed: %s", s.Observed)
 		rc.Steps = append(rc.Steps, s)
 		if s.Verdict != result.Pass {
 			return fmt.Errorf("set-up %s %s: got %s", x.a.Name, x.a.Account, s.Observed)
@@ -311,6 +323,14 @@ func do(ctx context.Context, h host.Host, key *recKey, a host.Action, exp result
 		s.Verdict = result.Fail
 	}
 	return s
+}
+
+// markAction renders an action for a trace mark: its name, then its parameters without PINs.
+func markAction(a host.Action) string {
+	if d := describeAction(a, ""); d != "" {
+		return a.Name + " · " + d
+	}
+	return a.Name
 }
 
 // describeAction renders an action's parameters without its PINs.
