@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/authenticator/user"
@@ -115,3 +117,47 @@ func TestOpenFailsWhole(t *testing.T) {
 }
 
 func inprocConn(d *ctaphid.Device) ctaphid.ReportConn { return inproc.Connect(d) }
+
+// TestKeysShareOnePoolAndIdleHoldNothing: N keys sign from one nonce pool (every key's
+// signature is counted by the fleet's one signer), opening N keys adds no goroutine beyond
+// the shared signer's refiller, and keys that answered requests hold none once idle again.
+func TestKeysShareOnePoolAndIdleHoldNothing(t *testing.T) {
+	const n = 25
+	before := runtime.NumGoroutine()
+	f, err := Open(Options{N: n, StateDir: filepath.Join(t.TempDir(), "keys")})
+	require.NoError(t, err)
+	defer f.Close()
+	opened := runtime.NumGoroutine()
+	require.LessOrEqual(t, opened-before, 1, "N idle keys hold at most the shared signer's refiller")
+
+	alg := int64(-7)
+	mc, err := ctap.Marshal(&ctap.MakeCredentialRequest{
+		ClientDataHash:   make([]byte, 32),
+		RP:               &ctap.RPEntity{ID: "example.com"},
+		User:             &ctap.UserEntity{ID: []byte("u1"), Name: "u1"},
+		PubKeyCredParams: []ctap.CredentialParam{{Alg: &alg, Type: ctap.CredentialTypePublicKey}},
+		Options:          &ctap.Options{RK: ctap.Bool(true)},
+	})
+	require.NoError(t, err)
+	ga, err := ctap.Marshal(&ctap.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32)})
+	require.NoError(t, err)
+	for _, k := range f.Keys() {
+		conn := inprocConn(k.Device)
+		c := ctaphid.NewClient(conn)
+		resp, err := c.CBOR(context.Background(), append([]byte{byte(ctap.CmdMakeCredential)}, mc...))
+		require.NoError(t, err)
+		require.Equal(t, byte(ctap.StatusOK), resp[0])
+		st := f.Signer().Stats()
+		resp, err = c.CBOR(context.Background(), append([]byte{byte(ctap.CmdGetAssertion)}, ga...))
+		require.NoError(t, err)
+		require.Equal(t, byte(ctap.StatusOK), resp[0])
+		after := f.Signer().Stats()
+		require.Equal(t, st.Hits+st.Misses+1, after.Hits+after.Misses, "the assertion's nonce came from the shared pool")
+		require.NoError(t, conn.Close())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > opened && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.LessOrEqual(t, runtime.NumGoroutine(), opened, "keys that answered hold no goroutine once idle")
+}
