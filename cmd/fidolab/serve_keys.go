@@ -40,7 +40,7 @@ type keysConfig struct {
 	stderr     io.Writer
 }
 
-// perKeyListen is the keyEndpoint of the transports that listen on a socket (socket): key n
+// perKeyListen is the keyEndpoint of the transports that listen on a socket (socket, usbredir): key n
 // listens on unix:DIR/usbN.sock for --listen unix:DIR/, or on tcp:HOST:PORT+n-1 for --listen
 // tcp:HOST:PORT (every key its own free port for PORT 0).
 func perKeyListen(o exposeOptions, n int) (exposeOptions, error) {

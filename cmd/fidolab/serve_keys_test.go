@@ -16,6 +16,7 @@ import (
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/transport/socket"
+	"github.com/fidolab/fidolab/transport/usbredir/usbredirtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -182,5 +183,48 @@ func TestServeKeysControlGuard(t *testing.T) {
 		{"POST", "/usb1/user", map[string]string{"Authorization": "Bearer " + tok, "Content-Type": "text/plain"}, http.StatusUnsupportedMediaType},
 	} {
 		require.Equal(t, tc.want, status(t, tc.method, base+tc.path, tc.header), "%s %s %v", tc.method, tc.path, tc.header)
+	}
+}
+
+// TestServeKeysUSBRedir: --keys N with the usbredir transport gives each key a usb-redir socket
+// of its own (DIR/usbN.sock), each a separate key behind its own emulated USB device.
+func TestServeKeysUSBRedir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sockDir := filepath.Join(dir, "redir") + "/"
+	s := &served{stderr: &syncBuffer{}}
+	s.cmd = exec.Command(fidolabBinary(t), "serve", "--keys", "2", "--transport", "usbredir", "--listen", "unix:"+sockDir,
+		"--state", filepath.Join(dir, "state")+"/")
+	s.cmd.Stderr = s.stderr
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })
+	waitServing(t, s)
+	require.Contains(t, s.stderr.String(), "serving 2 keys")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mk := mkReq("example.com", "carol")
+	for i, n := range []string{"usb1", "usb2"} {
+		path := filepath.Join(sockDir, n+".sock")
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+		g, err := usbredirtest.Dial(ctx, "unix", path)
+		require.NoError(t, err)
+		hid := ctaphid.NewClient(g)
+		_, err = hid.Init(ctx)
+		require.NoError(t, err)
+		c := client.New(hid)
+		if i == 1 {
+			_, err = c.MakeCredential(ctx, mk)
+			require.NoError(t, err)
+		}
+		_, err = c.GetAssertion(ctx, &ctap.GetAssertionRequest{RPID: "example.com", ClientDataHash: make([]byte, 32)})
+		if i == 0 {
+			require.ErrorIs(t, err, ctap.ErrNoCredentials, "key 1 is not key 2")
+		} else {
+			require.NoError(t, err)
+		}
+		require.NoError(t, g.Close())
 	}
 }

@@ -64,6 +64,7 @@ var exposers = map[string]exposer{
 	},
 	"usbredir": {
 		defaultListen: "unix:fidolab-usbredir.sock",
+		keyEndpoint:   perKeyListen, // a usb-redir socket per key, as the socket transport
 		start: func(ctx context.Context, k *emulator.Key, o exposeOptions) (func() error, string, error) {
 			l, where, err := listen(o)
 			if err != nil {
