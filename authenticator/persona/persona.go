@@ -102,9 +102,9 @@ type HID struct {
 }
 
 // Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst,
-// ResetWindowSeconds and PINRetriesWithoutPIN are the firmware's behaviour; NoKeepalive and
-// ProcessingDelayMs are the initial values of a running key's knobs (emulator.Knobs), which the
-// control API may change.
+// ResetWindowSeconds, PINRetriesWithoutPIN, HMACSecretPerBoot and DiscoverableIgnoresRPID are the
+// firmware's behaviour; NoKeepalive and ProcessingDelayMs are the initial values of a running key's
+// knobs (emulator.Knobs), which the control API may change.
 type Quirks struct {
 	// OldestFirst returns discoverable credentials oldest first instead of newest first.
 	OldestFirst bool `yaml:"oldestFirst"`
@@ -116,6 +116,13 @@ type Quirks struct {
 	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element): the
 	// processingDelayMs knob starts at it.
 	ProcessingDelayMs int `yaml:"processingDelayMs"`
+	// HMACSecretPerBoot: the hmac-secret output changes after every power cycle, as on a key
+	// that keeps CredRandom in RAM instead of persisting it (Windows' offline cache then no
+	// longer opens after the key was unplugged).
+	HMACSecretPerBoot bool `yaml:"hmacSecretPerBoot"`
+	// DiscoverableIgnoresRPID: a getAssertion without allowList returns the discoverable
+	// credentials of every relying party, not only the one asked for.
+	DiscoverableIgnoresRPID bool `yaml:"discoverableIgnoresRpId"`
 	// PINRetriesWithoutPIN answers getPINRetries on a key without a PIN with the retry counter
 	// (8), as OpenSK, trussed's fido-authenticator (Solo 2, Nitrokey 3), pico-fido and SoloKeys
 	// Solo 1 do. Without it the key answers CTAP2_ERR_PIN_NOT_SET, as current YubiKey firmware
