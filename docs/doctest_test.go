@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/harness/peers"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 )
 
@@ -138,12 +139,13 @@ func (e *docEnv) workDir(t *testing.T) string {
 		}
 		require.NoError(t, os.Symlink(filepath.Join(e.repo, en.Name()), filepath.Join(dir, en.Name())))
 	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "tmp"), 0o700))
 	t.Cleanup(func() { stopAll(dir) }) // the file's servers, before its directory goes
 	return dir
 }
 
 func (e *docEnv) environ(work string) []string {
-	return append(append([]string{}, e.env...), "HOME="+work, "TMPDIR="+work)
+	return append(append([]string{}, e.env...), "HOME="+work, "TMPDIR="+filepath.Join(work, "tmp"))
 }
 
 func (e *docEnv) run(t *testing.T, work string, b Block) {
@@ -153,6 +155,13 @@ func (e *docEnv) run(t *testing.T, work string, b Block) {
 	timeout := b.Annot.Timeout
 	if timeout == 0 {
 		timeout = 60 * time.Second
+	}
+	switch b.Kind {
+	case KindShell, KindConsole, KindPython, KindGo:
+		if m := outsideWork.FindString(withoutComments(b)); m != "" {
+			t.Fatalf("%s: %q: a block that runs keeps to its work directory and binds no fixed port "+
+				"(a relative path, unix:NAME.sock, --control unix:control.sock, port 0)", b.Name(), m)
+		}
 	}
 	switch b.Kind {
 	case KindText:
@@ -175,7 +184,7 @@ func (e *docEnv) run(t *testing.T, work string, b Block) {
 		requirePython(t, strings.Contains(b.Code, "fido2"))
 		name := fmt.Sprintf("doctest-%d.py", b.Line)
 		require.NoError(t, os.WriteFile(filepath.Join(work, name), []byte(b.Code), 0o600))
-		out, code := e.shell(t, work, "python3 "+name, timeout)
+		out, code := e.shell(t, work, peers.PythonInterpreter+" "+name, timeout)
 		require.Equal(t, b.Annot.ExitCode, code, "%s: exit status; output:\n%s", b.Name(), out)
 	case KindGo:
 		if !regexp.MustCompile(`(?m)^package \w+`).MatchString(b.Code) {
@@ -184,11 +193,18 @@ func (e *docEnv) run(t *testing.T, work string, b Block) {
 		dir := filepath.Join(work, fmt.Sprintf("doctest-go-%d", b.Line))
 		require.NoError(t, os.Mkdir(dir, 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(b.Code), 0o600))
-		// Built as a file of this module (run from the repository): its imports are this checkout.
-		cmd := exec.Command("go", "vet", filepath.Join(dir, "main.go"))
+		// Built as a file of this module (from the repository): its imports are this checkout. Then
+		// run in the work directory, like a shell block.
+		exe := filepath.Join(dir, "prog")
+		cmd := exec.Command("go", "build", "-o", exe, filepath.Join(dir, "main.go"))
 		cmd.Dir, cmd.Env = e.repo, e.environ(work)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s: the Go program does not build:\n%s", b.Name(), out)
+		if !regexp.MustCompile(`(?m)^package main\b`).MatchString(b.Code) {
+			return // a library package: building it is all
+		}
+		res, code := e.shell(t, work, shellQuote(exe), timeout)
+		require.Equal(t, b.Annot.ExitCode, code, "%s: exit status; output:\n%s", b.Name(), res)
 	case KindYAML:
 		err := loadYAML(work, b)
 		if b.Annot.Error {
@@ -371,6 +387,29 @@ func commandLine(code string) string {
 	return ""
 }
 
+// outsideWork finds what a running block must not use: shared /tmp paths (parallel runs collide;
+// the work directory is the place) and fixed loopback ports (another run may hold them).
+var outsideWork = regexp.MustCompile(`(^|[\s:="'(])/tmp/\S*|(127\.0\.0\.1|localhost|\[::1\]):[1-9][0-9]*`)
+
+// withoutComments drops the # comments of shell and python lines (a comment may name what a
+// reader could use instead, e.g. tcp:127.0.0.1:9700).
+func withoutComments(b Block) string {
+	if b.Kind == KindGo {
+		return b.Code
+	}
+	var out strings.Builder
+	for _, l := range strings.Split(b.Code, "\n") {
+		if i := strings.Index(l, " #"); i >= 0 {
+			l = l[:i]
+		}
+		if strings.HasPrefix(strings.TrimSpace(l), "#") {
+			continue
+		}
+		out.WriteString(l + "\n")
+	}
+	return out.String()
+}
+
 var commandRE = regexp.MustCompile(`^(\$ |sudo |go (run|build|test|tool|vet) |\./fidolab |fidolab (run|serve|key|persona|probe|trace|replay|devices|compat)( |$))`)
 
 var (
@@ -382,7 +421,7 @@ var (
 // missing.
 func requirePython(t *testing.T, fido2 bool) {
 	pythonOnce.Do(func() {
-		out, err := exec.Command("python3", "-c", "import fido2").CombinedOutput()
+		out, err := exec.Command(peers.PythonInterpreter, "-c", "import fido2").CombinedOutput()
 		if err != nil {
 			pythonErr = fmt.Errorf("python3 with python-fido2: %v: %s", err, out)
 		}
