@@ -51,6 +51,8 @@ type Annotation struct {
 	Timeout    time.Duration // how long the block may take (default 60 s)
 	Persona    bool          // yaml: load as a persona even if it looks like a scenario
 	Scenario   bool          // yaml: load as a scenario
+	Env        string        // K=V added to the block's environment
+	Setup      string        // a shell command run first, unshown: a file the reader already has
 }
 
 const annotPrefix = "<!-- doctest:"
@@ -176,6 +178,8 @@ func kindOf(lang string) Kind {
 //	file=NAME           also write the block's text to NAME in the work directory
 //	timeout=DURATION    at most this long (default 60s)
 //	persona | scenario  yaml: which parser loads it (default: a scenario if it has a top-level id:)
+//	env=K=V             an environment variable for the block (GOFLAGS=-benchtime=1x: a benchmark once)
+//	setup="CMD"         a shell command run before the block: what the reader is assumed to have
 func ParseAnnotation(s string) (Annotation, error) {
 	s = strings.TrimSpace(s)
 	if !strings.HasPrefix(s, annotPrefix) || !strings.HasSuffix(s, "-->") {
@@ -249,6 +253,17 @@ func ParseAnnotation(s string) (Annotation, error) {
 					err = fmt.Errorf("doctest: timeout=%q: want a duration up to 10m", val)
 				}
 			}
+		case "env":
+			if err = needVal(); err == nil {
+				if k, _, ok := strings.Cut(val, "="); !ok || k == "" || strings.ContainsAny(k, " \t") {
+					err = fmt.Errorf("doctest: env=%q: want env=NAME=VALUE", val)
+				}
+				a.Env = val
+			}
+		case "setup":
+			if err = needVal(); err == nil {
+				a.Setup = val
+			}
 		case "persona":
 			err = noVal()
 			a.Persona = true
@@ -256,7 +271,7 @@ func ParseAnnotation(s string) (Annotation, error) {
 			err = noVal()
 			a.Scenario = true
 		default:
-			err = fmt.Errorf("doctest: unknown directive %q (known: skip reason=, background, wait-for=, expect-exit=, expect-error, file=, timeout=, persona, scenario)", key)
+			err = fmt.Errorf("doctest: unknown directive %q (known: skip reason=, background, wait-for=, expect-exit=, expect-error, file=, timeout=, persona, scenario, env=, setup=)", key)
 		}
 		if err != nil {
 			return Annotation{}, err

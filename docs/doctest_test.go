@@ -156,6 +156,13 @@ func (e *docEnv) run(t *testing.T, work string, b Block) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
+	if b.Annot.Setup != "" {
+		out, code := e.shell(t, work, b.Annot.Setup, timeout)
+		require.Equal(t, 0, code, "%s: setup %q failed:\n%s", b.Name(), b.Annot.Setup, out)
+	}
+	if b.Annot.Env != "" {
+		e = &docEnv{repo: e.repo, bin: e.bin, env: append(append([]string{}, e.env...), b.Annot.Env)}
+	}
 	switch b.Kind {
 	case KindShell, KindConsole, KindPython, KindGo:
 		if m := outsideWork.FindString(withoutComments(b)); m != "" {
