@@ -130,7 +130,11 @@ func newDocEnv(t *testing.T) *docEnv {
 // block's repository paths (harness/trace/testdata/…, ./cmd/fidolab) resolve while everything it
 // writes lands in the directory.
 func (e *docEnv) workDir(t *testing.T) string {
-	dir := t.TempDir()
+	// Short (not t.TempDir's test-named path): unix socket paths, the blocks' own and those of the
+	// tests a block runs under TMPDIR, must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "fidolab-doc-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	entries, err := os.ReadDir(e.repo)
 	require.NoError(t, err)
 	for _, en := range entries {
