@@ -6,6 +6,7 @@ package docs
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +56,12 @@ type Annotation struct {
 	Setup      string        // a shell command run first, unshown: a file the reader already has
 }
 
-const annotPrefix = "<!-- doctest:"
+// annotStart finds a doctest comment (so that a malformed one is an error, not ignored);
+// annotWhole parses one.
+var (
+	annotStart = regexp.MustCompile(`^<!--\s*doctest\b`)
+	annotWhole = regexp.MustCompile(`^<!--\s*doctest\s*:(.*)-->$`)
+)
 
 // Extract returns the fenced code blocks of a Markdown text, each with the annotation on the last
 // non-blank line before its opening fence. A malformed annotation, an annotation that is not
@@ -68,7 +74,7 @@ func Extract(file, text string) ([]Block, error) {
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
 		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, annotPrefix) {
+		if annotStart.MatchString(trimmed) {
 			if pending != nil {
 				return nil, fmt.Errorf("%s:%d: doctest comment not followed by a code block", file, pendingLine)
 			}
@@ -181,11 +187,11 @@ func kindOf(lang string) Kind {
 //	env=K=V             an environment variable for the block (GOFLAGS=-benchtime=1x: a benchmark once)
 //	setup="CMD"         a shell command run before the block: what the reader is assumed to have
 func ParseAnnotation(s string) (Annotation, error) {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, annotPrefix) || !strings.HasSuffix(s, "-->") {
+	m := annotWhole.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
 		return Annotation{}, fmt.Errorf("doctest comment must be one line: <!-- doctest: … -->")
 	}
-	body := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(s, annotPrefix), "-->"))
+	body := strings.TrimSpace(m[1])
 	words, err := splitWords(body)
 	if err != nil {
 		return Annotation{}, err
