@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,8 +68,9 @@ func TestDocBlocks(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		t.Logf("doc blocks: %d run, %d skipped", ran, len(skipped))
-		for name, why := range skipped {
-			t.Logf("  skipped %s: %s", name, why)
+		names := slices.Sorted(maps.Keys(skipped))
+		for _, name := range names {
+			t.Logf("  skipped %s: %s", name, skipped[name])
 		}
 	})
 }
