@@ -79,6 +79,7 @@ type volatile struct {
 	cmEnum         credMgmtEnum
 	bioEnroll      *bioEnrollment
 	largeBlobWrite *largeBlobWrite
+	quirkBoot      quirkBoot // the persona quirks' per-power-up state (quirks.go)
 }
 
 // New creates a key from cfg. The key is "plugged in" at the moment New returns.

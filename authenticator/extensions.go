@@ -202,5 +202,8 @@ func (a *Authenticator) hmacSecretOutput(hs *hmacSecretSession, c *credential, u
 		return nil, err
 	}
 	defer clear(cr)
+	if err := a.hmacSecretPerBoot(cr); err != nil {
+		return nil, err
+	}
 	return hs.output(cr)
 }

@@ -215,7 +215,7 @@ func (a *Authenticator) locateCredentials(allow []ctap.CredentialDescriptor, ac 
 	if !a.p.ResidentKeys {
 		return nil, nil
 	}
-	stored, err := a.st.Resident(ac.rpID)
+	stored, err := a.discoverable(ac.rpID)
 	if err != nil {
 		return nil, ctap.Errorf(ctap.ErrOther, "reading credentials: %v", err)
 	}

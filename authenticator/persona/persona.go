@@ -54,11 +54,11 @@ type Persona struct {
 
 	// CTAP 2.2 features (CTAP 2.2 §6.4 authenticatorGetInfo); CTAP 2.2 defines no version string,
 	// so a persona with them lists FIDO_2_1. thirdPartyPayment is an extension (Extensions).
-	PerCredMgmtRO          bool     `yaml:"perCredMgmtRO"`          // persistent pinUvAuthToken (pcmr): read-only credMgmt across power cycles
-	LongTouchForReset      bool     `yaml:"longTouchForReset"`      // authenticatorReset needs the key held, not a tap
-	TransportsForReset     []string `yaml:"transportsForReset"`     // transports authenticatorReset is accepted over
-	PinComplexityPolicy    bool     `yaml:"pinComplexityPolicy"`    // setPIN/changePIN refuse trivial PINs
-	PinComplexityPolicyURL string   `yaml:"pinComplexityPolicyURL"` // where the policy is explained
+	PerCredMgmtRO          bool     `yaml:"perCredMgmtRO"`                // persistent pinUvAuthToken (pcmr): read-only credMgmt across power cycles
+	LongTouchForReset      bool     `yaml:"longTouchForReset"`            // authenticatorReset needs the key held, not a tap
+	TransportsForReset     []string `yaml:"transportsForReset,omitempty"` // transports authenticatorReset is accepted over
+	PinComplexityPolicy    bool     `yaml:"pinComplexityPolicy"`          // setPIN/changePIN refuse trivial PINs
+	PinComplexityPolicyURL string   `yaml:"pinComplexityPolicyURL"`       // where the policy is explained
 
 	MaxMsgSize                  int `yaml:"maxMsgSize"`
 	MaxCredentialCountInList    int `yaml:"maxCredentialCountInList"`
@@ -102,9 +102,9 @@ type HID struct {
 }
 
 // Quirks are deliberate deviations seen on real keys, for compatibility testing. OldestFirst,
-// ResetWindowSeconds and PINRetriesWithoutPIN are the firmware's behaviour; NoKeepalive and
-// ProcessingDelayMs are the initial values of a running key's knobs (emulator.Knobs), which the
-// control API may change.
+// ResetWindowSeconds, PINRetriesWithoutPIN, HMACSecretPerBoot and DiscoverableIgnoresRPID are the
+// firmware's behaviour; NoKeepalive and ProcessingDelayMs are the initial values of a running key's
+// knobs (emulator.Knobs), which the control API may change.
 type Quirks struct {
 	// OldestFirst returns discoverable credentials oldest first instead of newest first.
 	OldestFirst bool `yaml:"oldestFirst"`
@@ -116,6 +116,13 @@ type Quirks struct {
 	// ProcessingDelayMs adds work time to every CBOR request (a slow secure element): the
 	// processingDelayMs knob starts at it.
 	ProcessingDelayMs int `yaml:"processingDelayMs"`
+	// HMACSecretPerBoot: the hmac-secret output changes after every power cycle, as on a key
+	// that keeps CredRandom in RAM instead of persisting it (Windows' offline cache then no
+	// longer opens after the key was unplugged).
+	HMACSecretPerBoot bool `yaml:"hmacSecretPerBoot"`
+	// DiscoverableIgnoresRPID: a getAssertion without allowList returns the discoverable
+	// credentials of every relying party, not only the one asked for.
+	DiscoverableIgnoresRPID bool `yaml:"discoverableIgnoresRpId"`
 	// PINRetriesWithoutPIN answers getPINRetries on a key without a PIN with the retry counter
 	// (8), as OpenSK, trussed's fido-authenticator (Solo 2, Nitrokey 3), pico-fido and SoloKeys
 	// Solo 1 do. Without it the key answers CTAP2_ERR_PIN_NOT_SET, as current YubiKey firmware
@@ -211,6 +218,9 @@ func AlgorithmName(alg int) string {
 	}
 	return fmt.Sprint(alg)
 }
+
+// KnownAlgorithm reports whether a persona may offer COSE algorithm alg (the emulator signs with it).
+func KnownAlgorithm(alg int) bool { _, ok := algorithmNames[alg]; return ok }
 
 func supportedAlgorithms() string {
 	var s []string

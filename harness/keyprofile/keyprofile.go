@@ -43,7 +43,8 @@ type Profile struct {
 	// Quirks are the behaviours measured: ordering, keepalives, the reset window, slowness.
 	Quirks persona.Quirks
 	// QuirksKnown says which quirks were measured (the others are left at the spec's behaviour
-	// and marked as guesses): "oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs".
+	// and marked as guesses): "oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs",
+	// "pinRetriesWithoutPin".
 	QuirksKnown []string
 	// MaxFingerprints and EnrollSamples come from a fingerprint sensor's info, when read.
 	MaxFingerprints, EnrollSamples int
@@ -105,6 +106,14 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 		p.PinUvAuthToken = info.Options["pinUvAuthToken"]
 		p.MakeCredUVNotRqd = has("makeCredUvNotRqd")
 		p.Selection = info.HasVersion(ctap.VersionFIDO21)
+		// CTAP 2.2 §6.4: option perCredMgmtRO and members 0x18, 0x1A..0x1C.
+		p.PerCredMgmtRO = info.Options["perCredMgmtRO"]
+		p.LongTouchForReset = info.LongTouchForReset != nil && *info.LongTouchForReset
+		if len(info.TransportsForReset) > 0 {
+			p.TransportsForReset = slices.Clone(info.TransportsForReset)
+		}
+		p.PinComplexityPolicy = info.PinComplexityPolicy != nil && *info.PinComplexityPolicy
+		p.PinComplexityPolicyURL = string(info.PinComplexityPolicyURL)
 		if p.ClientPIN && len(p.PinUvAuthProtocols) == 0 {
 			p.PinUvAuthProtocols = []int{1}
 			guess("pinUvAuthProtocols", "getInfo lists none: protocol 1, which CTAP 2.0 keys imply")
@@ -128,9 +137,14 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 			guess("maxCredentialIdLength", "getInfo does not say: 128")
 		}
 		for _, a := range info.Algorithms {
-			if a.Alg == -7 || a.Alg == -8 {
+			rsa := a.Alg == -257 || a.Alg == -37
+			switch {
+			case rsa && p.MaxCredentialIDLength < persona.RSACredentialIDLength:
+				guess("algorithms", "the key offers %s, but its credential IDs (at most %d bytes) cannot hold the emulator's %d-byte RSA ones: left out",
+					persona.AlgorithmName(int(a.Alg)), p.MaxCredentialIDLength, persona.RSACredentialIDLength)
+			case persona.KnownAlgorithm(int(a.Alg)):
 				p.Algorithms = append(p.Algorithms, int(a.Alg))
-			} else {
+			default:
 				guess("algorithms", "the key offers COSE algorithm %d, which the emulator lacks: left out", a.Alg)
 			}
 		}
@@ -181,7 +195,7 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 		}
 		var unknown []string
 		for _, e := range p.Extensions {
-			if !slices.Contains(emulatedExtensions, e) {
+			if !slices.Contains(persona.KnownExtensions, e) {
 				unknown = append(unknown, e)
 			}
 		}
@@ -217,7 +231,7 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 	for _, q := range pr.QuirksKnown {
 		known[q] = true
 	}
-	for _, q := range []string{"oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs"} {
+	for _, q := range []string{"oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs", "pinRetriesWithoutPin"} {
 		if !known[q] && p.CTAP2 {
 			guess("quirks."+q, "not measured: the spec's behaviour")
 		}
@@ -227,9 +241,6 @@ func (pr *Profile) Persona() (*persona.Persona, []Guess) {
 	}
 	return p, g
 }
-
-// emulatedExtensions are the extensions fidolab's authenticator implements.
-var emulatedExtensions = []string{"credProtect", "hmac-secret", "hmac-secret-mc", "credBlob", "largeBlobKey", "minPinLength"}
 
 func nonEmpty(a, b string) string {
 	if a != "" {

@@ -27,7 +27,8 @@ func profileOf(t *testing.T, p *persona.Persona) *Profile {
 		Device:      &DeviceInfo{init.Major, init.Minor, init.Build, init.Capabilities},
 		Attestation: p.Attestation, Subject: &p.AttestationSubject, ResidentCapacity: p.ResidentCapacity,
 		MaxFingerprints: p.MaxFingerprints, EnrollSamples: p.EnrollSamples, Algorithms: p.Algorithms,
-		QuirksKnown: []string{"oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs"}}
+		Quirks:      p.Quirks, // what a destructive probe measures
+		QuirksKnown: []string{"oldestFirst", "noKeepalive", "resetWindowSeconds", "processingDelayMs", "pinRetriesWithoutPin"}}
 }
 
 // TestPersonaFromGetInfoIsTheBuiltin: a persona built from what a host sees of each CTAP2 built-in

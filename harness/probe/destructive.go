@@ -154,7 +154,8 @@ func checkSetPIN(ctx context.Context, s *session, c *Check) {
 		c.Status, c.Observed = Info, "no clientPin: the key has no PIN to set"
 		return
 	}
-	if !s.erased {
+	pinSet, _ := s.option("clientPin")
+	if !s.erased && pinSet {
 		c.Status, c.Skipped = Skip, "the key could not be reset first, so its PIN (if any) is unknown"
 		return
 	}
@@ -164,6 +165,13 @@ func checkSetPIN(ctx context.Context, s *session, c *Check) {
 		return
 	}
 	defer cn.close()
+	if !pinSet {
+		s.pinRetriesWithoutPIN(ctx, cn, c)
+	}
+	if !s.erased {
+		c.Status, c.Skipped = Skip, "the key could not be reset first: its PIN is left unset"
+		return
+	}
 	short := cn.c.SetPIN(ctx, "123")
 	if errors.Is(short, ctap.ErrPINPolicyViolation) {
 		c.Details = append(c.Details, "a 3-digit PIN was refused with CTAP2_ERR_PIN_POLICY_VIOLATION, as CTAP asks")
@@ -191,6 +199,24 @@ func checkSetPIN(ctx context.Context, s *session, c *Check) {
 	}
 	c.Status, c.Observed = Pass, fmt.Sprintf("PIN set (%d digits) and a token obtained with it", len(ProbePIN))
 	s.refreshInfo(ctx)
+}
+
+// pinRetriesWithoutPIN measures what getPINRetries answers on a key without a PIN: CTAP 2.1
+// does not say, and keys differ (persona quirk pinRetriesWithoutPin, docs/personas.md).
+func (s *session) pinRetriesWithoutPIN(ctx context.Context, cn *conn, c *Check) {
+	retries, _, err := cn.c.PINRetries(ctx)
+	switch {
+	case err == nil:
+		s.pr.Quirks.PINRetriesWithoutPIN = true
+		c.Details = append(c.Details, fmt.Sprintf("getPINRetries without a PIN answers the retry counter (%d), as OpenSK and trussed keys do", retries))
+	case errors.Is(err, ctap.ErrPINNotSet):
+		s.pr.Quirks.PINRetriesWithoutPIN = false
+		c.Details = append(c.Details, "getPINRetries without a PIN answers CTAP2_ERR_PIN_NOT_SET, as current YubiKeys do")
+	default:
+		c.Details = append(c.Details, "getPINRetries without a PIN: "+err.Error())
+		return
+	}
+	s.pr.QuirksKnown = append(s.pr.QuirksKnown, "pinRetriesWithoutPin")
 }
 
 func errOrOK(err error) string {

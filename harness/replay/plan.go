@@ -79,6 +79,10 @@ type Step struct {
 	// Replug marks a step that is no exchange: the recorded key was unplugged and plugged in
 	// again here (a power-up).
 	Replug bool
+	// Silent is, for a request the key never answered, how long the trace shows it silent after
+	// the request: until the source's next record (the host's cancel or giving up, the
+	// connection's close). 0 when an answer came or nothing followed.
+	Silent time.Duration
 	// Gap is the recorded time between the previous step's answer (or request, when it had none)
 	// and this request (0 for the first): an emulated key's clock is moved by it, so a reset window
 	// or a token's expiry sees the time the recorded key saw.
@@ -130,10 +134,15 @@ func ReadPlan(r io.Reader) (*Plan, error) {
 		return g
 	}
 	last := map[*Group]time.Time{}
+	unanswered := map[int]*Step{} // per source: its last request without an answer
 	n := 0
 	for rec, err := range tr.All() {
 		if err != nil {
 			return nil, err
+		}
+		if u := unanswered[rec.Src]; u != nil && rec.Src != 0 && rec.T.After(u.T) {
+			u.Silent = rec.T.Sub(u.T)
+			delete(unanswered, rec.Src)
 		}
 		var st *Step
 		switch rec.Type {
@@ -159,6 +168,9 @@ func ReadPlan(r io.Reader) (*Plan, error) {
 			if st, ok = stepOf(rec); !ok {
 				p.Ignored++
 				continue
+			}
+			if st.Response == nil {
+				unanswered[rec.Src] = st
 			}
 		default:
 			continue

@@ -39,11 +39,21 @@ func (p *Plan) Profile(source string) *keyprofile.Profile {
 			*info.RemainingDiscoverableCredentials, held)
 	}
 	var minQuick time.Duration = -1
+	var maxSilent time.Duration // the longest silence of the key on a request it never answered
 	keepaliveKnown := false
 	order := map[string][]string{} // rp → user handles in the order the trace made them
 	for _, g := range p.Groups {
 		for _, st := range g.Steps {
 			if st.Response == nil {
+				// A key that never answered was silent at least this long: without keepalives
+				// in that time it sends none, and its work takes longer than the silence.
+				if st.Cmd != 0 && !st.Unframed && st.Silent >= 200*time.Millisecond {
+					keepaliveKnown = true
+					if st.Keepalives == 0 {
+						pr.Quirks.NoKeepalive = true
+					}
+					maxSilent = max(maxSilent, st.Silent)
+				}
 				continue
 			}
 			rec, _ := st.Response.Payload()
@@ -86,6 +96,11 @@ func (p *Plan) Profile(source string) *keyprofile.Profile {
 		pr.Quirks.ProcessingDelayMs = int(minQuick / time.Millisecond)
 		pr.QuirksKnown = append(pr.QuirksKnown, "processingDelayMs")
 	} else if minQuick >= 0 {
+		pr.QuirksKnown = append(pr.QuirksKnown, "processingDelayMs")
+	} else if maxSilent > 0 {
+		// No request was answered, so no answer bounds the work time: the silence is its lower
+		// bound, and the shortest work time that reproduces what the host saw.
+		pr.Quirks.ProcessingDelayMs = int(maxSilent / time.Millisecond)
 		pr.QuirksKnown = append(pr.QuirksKnown, "processingDelayMs")
 	}
 	for _, ev := range p.Events {

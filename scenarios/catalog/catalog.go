@@ -45,6 +45,8 @@ type HostSetup struct {
 	ProvisionedBeforePolicy bool
 	Online                  bool
 	Tenant                  host.Tenant
+	OnPrem                  host.OnPremises
+	HelloForBusiness        host.HelloForBusiness
 }
 
 // KeySetup is the key as the scenario finds it: its persona and PIN, and the accounts registered
@@ -84,6 +86,7 @@ func (s *Scenario) Config(v host.Version) host.Config {
 	return host.Config{
 		Version: v, Join: s.Host.Join, Enable: s.Host.Enable, SharedPC: s.Host.SharedPC,
 		ProvisionedBeforePolicy: s.Host.ProvisionedBeforePolicy, Online: s.Host.Online, Tenant: s.Host.Tenant,
+		OnPrem: s.Host.OnPrem, HelloForBusiness: s.Host.HelloForBusiness,
 	}
 }
 

@@ -49,13 +49,22 @@ type hostDoc struct {
 	ProvisionedBeforePolicy flag      `yaml:"provisionedBeforePolicy"`
 	Online                  flag      `yaml:"online"`
 	Tenant                  tenantDoc `yaml:"tenant"`
+	OnPremises              onPremDoc `yaml:"onPremises"`
+	HelloForBusiness        text      `yaml:"helloForBusiness"`
 }
 
 type tenantDoc struct {
 	mapping
-	EnforceAttestation flag  `yaml:"enforceAttestation"`
-	AAGUIDAllow        texts `yaml:"aaguidAllow"`
-	AAGUIDBlock        texts `yaml:"aaguidBlock"`
+	EnforceAttestation  flag  `yaml:"enforceAttestation"`
+	AAGUIDAllow         texts `yaml:"aaguidAllow"`
+	AAGUIDBlock         texts `yaml:"aaguidBlock"`
+	CounterMustIncrease flag  `yaml:"counterMustIncrease"`
+}
+
+type onPremDoc struct {
+	mapping
+	KerberosServer flag `yaml:"kerberosServer"`
+	PatchedDCs     flag `yaml:"patchedDCs"`
 }
 
 type keyDoc struct {
@@ -104,6 +113,11 @@ func (d *hostDoc) UnmarshalYAML(n *yaml.Node) error {
 
 func (d *tenantDoc) UnmarshalYAML(n *yaml.Node) error {
 	type plain tenantDoc
+	return decodeMapping(n, &d.mapping, (*plain)(d))
+}
+
+func (d *onPremDoc) UnmarshalYAML(n *yaml.Node) error {
+	type plain onPremDoc
 	return decodeMapping(n, &d.mapping, (*plain)(d))
 }
 

@@ -45,6 +45,7 @@ func TestParseMinimal(t *testing.T) {
 	require.Equal(t, []string{"alice"}, s.Key.Accounts)
 	require.Equal(t, "default", s.Key.Persona.Name)
 	require.True(t, s.Host.Online, "online defaults to true")
+	require.True(t, s.Host.OnPrem.Ready(), "a hybrid joined device's organisation did the on-premises steps unless a case says otherwise")
 	o, ok := s.Steps[1].Expected(s.Windows[0])
 	require.True(t, ok)
 	require.Equal(t, "error pin-invalid", o.String())
@@ -109,6 +110,13 @@ func TestParseErrors(t *testing.T) {
 		{"step not a mapping", "steps:\n", "steps:\n  - 3\n", `m.yaml:14: steps[0]: want a mapping (key: value lines), got text "3"`},
 		{"empty outcome", "expect: {signed-in: alice}\n  - action", "expect:\n  - action", "m.yaml:16: steps[0].expect: want `done` or a mapping like {signed-in: bob}"},
 		{"alias", "  enable: intune-oma", "  enable: &e intune-oma\n  sharedPC: *e", `m.yaml:10: aliases (*e) are not supported`},
+		{"unknown WHfB setting", "  enable: intune-oma", "  enable: intune-oma\n  helloForBusiness: on", `m.yaml:10: host.helloForBusiness: unknown setting "on" (known: not-configured, enabled, disabled)`},
+		{"unknown on-premises field", "  enable: intune-oma", "  enable: intune-oma\n  onPremises: {kerberos: true}", `m.yaml:10: host.onPremises.kerberos: unknown field "kerberos"`},
+		{"on-premises not a boolean", "  enable: intune-oma", "  enable: intune-oma\n  onPremises: {patchedDCs: mostly}", `m.yaml:10: host.onPremises.patchedDCs: want true or false`},
+		{"remote via unknown", "action: webauthn-sign-in", "action: remote-sign-in\n    args: {via: vnc, redirection: \"true\"}", `m.yaml:18: steps[1].args.via: "vnc": want rdp, vdi, citrix`},
+		{"remote needs via", "action: webauthn-sign-in", "action: remote-sign-in\n    args: {redirection: \"true\"}", `steps[1].args.via: action remote-sign-in needs args.via`},
+		{"other site is Entra", "action: webauthn-sign-in", "action: register-other-site\n    account: bob\n    args: {rp: login.microsoft.com}", `login.microsoft.com is Entra's own relying party: use register`},
+		{"other site not a domain", "action: webauthn-sign-in", "action: register-other-site\n    account: bob\n    args: {rp: \"https://x\"}", `is not a relying party ID`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -101,7 +101,10 @@ func (p *parser) scenario(n *yaml.Node, path string, resolve PersonaResolver) *S
 	}
 	s := &Scenario{
 		ID: d.ID.V, Title: d.Title.V, Section: d.Section.V, Doc: strings.TrimSpace(d.Doc.V), Supported: d.Supported.V,
-		Tags: d.Tags.V, File: p.file, Line: n.Line, Host: HostSetup{Online: true}, Key: KeySetup{PersonaRef: "default"},
+		Tags: d.Tags.V, File: p.file, Line: n.Line, Key: KeySetup{PersonaRef: "default"},
+		// A device is online, and a hybrid joined one's organisation did the on-premises steps,
+		// unless the file says otherwise.
+		Host: HostSetup{Online: true, OnPrem: host.OnPremises{KerberosServer: true, PatchedDCs: true}},
 	}
 	if ok(&d.ID) && !validID.MatchString(s.ID) {
 		p.fail(d.ID.node, join(path, "id"), "%q: use lower-case letters, digits, '-', '_' and '.'", s.ID)
@@ -163,11 +166,26 @@ func (p *parser) hostSetup(d *hostDoc, path string, h *HostSetup) {
 	if d.Online.given() {
 		h.Online = d.Online.V
 	}
+	if d.HelloForBusiness.given() {
+		h.HelloForBusiness = host.HelloForBusiness(d.HelloForBusiness.V)
+		if ok(&d.HelloForBusiness) && !slices.Contains(whfbSettings, h.HelloForBusiness) {
+			p.fail(d.HelloForBusiness.node, join(path, "helloForBusiness"), "unknown setting %q (known: %s)", d.HelloForBusiness.V, strings.Join(whfbNames(), ", "))
+		}
+	}
+	if d.OnPremises.given() && p.report(&d.OnPremises, join(path, "onPremises")) {
+		if d.OnPremises.KerberosServer.given() {
+			h.OnPrem.KerberosServer = d.OnPremises.KerberosServer.V
+		}
+		if d.OnPremises.PatchedDCs.given() {
+			h.OnPrem.PatchedDCs = d.OnPremises.PatchedDCs.V
+		}
+	}
 	if !d.Tenant.given() || !p.report(&d.Tenant, join(path, "tenant")) {
 		return
 	}
 	tp := join(path, "tenant")
 	h.Tenant.EnforceAttestation = d.Tenant.EnforceAttestation.V
+	h.Tenant.CounterMustIncrease = d.Tenant.CounterMustIncrease.V
 	h.Tenant.AAGUIDAllow = p.aaguids(&d.Tenant.AAGUIDAllow, join(tp, "aaguidAllow"))
 	h.Tenant.AAGUIDBlock = p.aaguids(&d.Tenant.AAGUIDBlock, join(tp, "aaguidBlock"))
 }
@@ -258,7 +276,7 @@ func (p *parser) step(d *stepDoc, n *yaml.Node, path string, accounts *[]string)
 			p.fail(n, join(path, "args."+r), "action %s needs args.%s", a.Name, r)
 		}
 	}
-	if a.Name == host.ActRegister && a.Account != "" && !slices.Contains(*accounts, a.Account) {
+	if (a.Name == host.ActRegister || a.Name == host.ActRegisterOtherSite || a.Name == host.ActRegisterOtherTenant) && a.Account != "" && !slices.Contains(*accounts, a.Account) {
 		*accounts = append(*accounts, a.Account)
 	}
 	if d.Expect.Kind != 0 {

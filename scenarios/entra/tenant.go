@@ -34,11 +34,15 @@ const Origin = "https://login.microsoft.com"
 // credentialProtectionPolicy "userVerificationOptional" to (CTAP 2.1 §12.1).
 const CredProtectLevel = ctap.CredProtectUVOptional
 
+// Algorithms are the COSE algorithms of Graph's creationOptions pubKeyCredParams: ES256 and RS256.
+// A key that offers neither cannot be registered.
+var Algorithms = []int64{-7, -257}
+
 // CreationOptions are the registration options of Graph's fido2AuthenticationMethod
 // creationOptions (microsoft-graph-docs-contrib, api-reference/beta/api/
 // fido2authenticationmethod-creationoptions.md): resident key required, user verification
 // required, direct attestation, hmacCreateSecret, credentialProtectionPolicy
-// userVerificationOptional enforced. Algorithms -7 and -257 are go-webauthn's defaults.
+// userVerificationOptional enforced. BeginRegistration narrows the algorithms to Algorithms.
 func CreationOptions() rp.RegisterOptions {
 	return rp.RegisterOptions{
 		ResidentKey:        true,
@@ -83,6 +87,10 @@ type Policy struct {
 	// AAGUIDAllow, when not empty, admits only these AAGUIDs; AAGUIDBlock refuses these. Both
 	// apply at registration and at sign-in.
 	AAGUIDAllow, AAGUIDBlock []string
+	// CounterMustIncrease refuses an assertion whose signature counter is not above the stored
+	// one. No Microsoft source says Entra does this (WebAuthn §6.1.1 leaves it to the relying
+	// party), so it is off unless a case turns it on: inferred.
+	CounterMustIncrease bool
 }
 
 // Credential is one registered security key of a user.
@@ -154,7 +162,7 @@ func (t *Tenant) SetPolicy(p Policy) error {
 	} else {
 		t.rp.SetAttestationRoots()
 	}
-	t.policy = Policy{EnforceAttestation: p.EnforceAttestation}
+	t.policy = Policy{EnforceAttestation: p.EnforceAttestation, CounterMustIncrease: p.CounterMustIncrease}
 	t.mu.Unlock()
 	for _, a := range p.AAGUIDAllow {
 		t.Allow(a)
@@ -274,6 +282,10 @@ func (t *Tenant) BeginRegistration(upn string) (*rp.PendingRegistration, error) 
 	p, err := t.rp.BeginRegister(t.user(upn), CreationOptions())
 	if err != nil {
 		return nil, err
+	}
+	p.Request.PubKeyCredParams = nil
+	for _, alg := range Algorithms {
+		p.Request.PubKeyCredParams = append(p.Request.PubKeyCredParams, ctap.CredentialParam{Type: ctap.CredentialTypePublicKey, Alg: &alg})
 	}
 	t.mu.Lock()
 	t.regs[p] = upn

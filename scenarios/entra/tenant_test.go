@@ -123,3 +123,46 @@ func TestAAGUIDNormalisation(t *testing.T) {
 	a[0] = 0
 	require.NotEmpty(t, ten.aaguidRefused(a), "an allow list admits only its AAGUIDs")
 }
+
+// TestCounterCheckIsATenantSetting: an assertion whose counter is below one Entra already saw
+// (redeemed out of order here) is accepted by default and refused with counterMustIncrease.
+func TestCounterCheckIsATenantSetting(t *testing.T) {
+	t.Parallel()
+	for _, strict := range []bool{false, true} {
+		ctx, c, ten, _ := setup(t, Policy{CounterMustIncrease: strict})
+		_, err := registerOn(ctx, t, c, ten, "alice@contoso.com")
+		require.NoError(t, err)
+		n1, err := ten.IssueNonce()
+		require.NoError(t, err)
+		a1 := assert(ctx, t, c, n1)
+		n2, err := ten.IssueNonce()
+		require.NoError(t, err)
+		a2 := assert(ctx, t, c, n2)
+		require.Greater(t, a2.AuthData.SignCount, a1.AuthData.SignCount)
+		_, err = ten.Redeem(n2, a2)
+		require.NoError(t, err)
+		si, err := ten.Redeem(n1, a1)
+		if strict {
+			require.Equal(t, host.CodeKeyError, Code(err))
+			require.ErrorContains(t, err, "signature counter did not increase")
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, a2.AuthData.SignCount, si.Credential.Counter, "the stored counter never goes back")
+	}
+}
+
+// TestRegistrationAsksForES256AndRS256: Graph's creationOptions offer -7 and -257 only, so a key
+// with EdDSA alone cannot be registered.
+func TestRegistrationAsksForES256AndRS256(t *testing.T) {
+	t.Parallel()
+	ten, err := New(Policy{})
+	require.NoError(t, err)
+	p, err := ten.BeginRegistration("alice@contoso.com")
+	require.NoError(t, err)
+	var algs []int64
+	for _, cp := range p.Request.PubKeyCredParams {
+		algs = append(algs, *cp.Alg)
+	}
+	require.Equal(t, []int64{-7, -257}, algs)
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/result"
 )
@@ -76,7 +77,36 @@ type Tenant struct {
 	EnforceAttestation bool     // attestation enforcement (applies at registration)
 	AAGUIDAllow        []string // key restriction: only these AAGUIDs (empty = any)
 	AAGUIDBlock        []string // key restriction: never these AAGUIDs
+	// CounterMustIncrease refuses a sign-in whose signature counter did not increase. No source
+	// says Entra does this; it is a setting a case turns on (inferred).
+	CounterMustIncrease bool
 }
+
+// OnPremises is what a hybrid joined device's organisation set up for "Enable FIDO2
+// authentication to on-premises resources" (howto-authentication-passwordless-security-key-on-premises):
+// Windows signs in to Active Directory with a partial TGT that Entra issues and a domain
+// controller completes. The zero value is nothing set up.
+type OnPremises struct {
+	// KerberosServer: the Microsoft Entra Kerberos server object exists in the user's domain
+	// (Set-AzureADKerberosServer), so Entra can issue partial TGTs for it.
+	KerberosServer bool
+	// PatchedDCs: a writable domain controller on Windows Server 2016 or later with the updates
+	// the article lists (KB4534307, KB4534321) answers in the user's site.
+	PatchedDCs bool
+}
+
+// Ready reports whether security-key sign-in reaches Active Directory.
+func (o OnPremises) Ready() bool { return o.KerberosServer && o.PatchedDCs }
+
+// HelloForBusiness is the Intune "Configure Windows Hello for Business" setting of the device.
+type HelloForBusiness string
+
+// Windows Hello for Business settings.
+const (
+	WHfBNotConfigured HelloForBusiness = "not-configured"
+	WHfBEnabled       HelloForBusiness = "enabled"
+	WHfBDisabled      HelloForBusiness = "disabled"
+)
 
 // Config is a device for one case.
 type Config struct {
@@ -91,6 +121,11 @@ type Config struct {
 	// Online is the initial network state.
 	Online bool
 	Tenant Tenant
+	// OnPrem is the on-premises set-up a hybrid joined device needs (ignored for other joins).
+	OnPrem OnPremises
+	// HelloForBusiness is Windows Hello for Business on the device ("" = not configured); the
+	// document says security-key sign-in does not depend on it.
+	HelloForBusiness HelloForBusiness
 }
 
 // Action is one thing the user (or an admin) does; Name is from the action vocabulary in
@@ -106,18 +141,33 @@ type Action struct {
 
 // Key is the security key a host talks to: in-process emulator, a served socket, later a real key.
 type Key interface {
-	// Client opens a CTAP client on the key. rec, when non-nil, sees every exchange (for reports).
-	Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error)
+	// Client opens a CTAP client on the key, as a process opening its HID device does: a new
+	// connection with its own CTAPHID channel, read through o.HID when the host has a HID stack
+	// of its own (Windows' timeouts).
+	Client(ctx context.Context, o ClientOptions) (*client.Client, error)
 	// Replug unplugs and replugs the key (power-up: reset window and PIN power-cycle counter).
 	Replug(ctx context.Context) error
 	// Describe says what the key is, for reports.
 	Describe() string
 }
 
-// Clock is implemented by keys whose notion of time can be moved forward (in-process emulators):
-// a `wait` action advances it instead of sleeping, so the 10 s reset window costs no wall time.
-// Hosts check for it with a type assertion and sleep for real when a key lacks it.
+// ClientOptions say how a host opens a key.
+type ClientOptions struct {
+	// Record, when non-nil, sees every CTAP exchange (for reports).
+	Record func(client.Exchange)
+	// HID, when non-nil, wraps the report connection before CTAPHID runs on it: how the host's
+	// HID stack reads the key. A connection that knows when the device produced each report is a
+	// ctaphid.TimedReportConn (an in-process key; the times are on the key's clock, Clock.Now);
+	// any other is read in wall time.
+	HID func(ctaphid.ReportConn) ctaphid.ReportConn
+}
+
+// Clock is implemented by keys with a notion of time of their own (in-process emulators on a
+// virtual clock): a `wait` action advances it instead of sleeping, so the 10 s reset window costs
+// no wall time, and a host measures the key's silences on it. Hosts check for it with a type
+// assertion and use the wall clock when a key lacks it.
 type Clock interface {
+	Now() time.Time
 	Advance(d time.Duration)
 }
 

@@ -35,7 +35,19 @@ const (
 	ActBlockAAGUID = "block-aaguid"
 	// ActAllowAAGUID adds Args "aaguid" ("key" = this key's) to the tenant's key restriction allow list.
 	ActAllowAAGUID = "allow-aaguid"
-	// ActRDPSignIn signs in inside a Remote Desktop session (Args "redirection" true/false).
+	// ActRegisterOtherSite registers a passkey for Account at another website (Args "rp", its
+	// relying party ID) from a browser on this device: a credential of another relying party on
+	// the same key.
+	ActRegisterOtherSite = "register-other-site"
+	// ActRegisterOtherTenant registers the key for Account of another organisation's Entra tenant
+	// (Args "tenant", its name) from a browser on this device: a second Microsoft Entra account on
+	// the key, for the same relying party login.microsoft.com, that this device's tenant does not know.
+	ActRegisterOtherTenant = "register-other-tenant"
+	// ActRemoteSignIn signs in to an Entra app inside a remote session (Args "via" rdp, vdi or
+	// citrix; "redirection" true/false: WebAuthn or FIDO2 redirection to the local key; "at"
+	// session (default) or logon: in the session, or at the remote logon screen).
+	ActRemoteSignIn = "remote-sign-in"
+	// ActRDPSignIn is ActRemoteSignIn via rdp (the catalog's older spelling).
 	ActRDPSignIn = "rdp-sign-in"
 	// ActRunAs is "Run as different user" with the key.
 	ActRunAs = "run-as"
@@ -105,6 +117,10 @@ const (
 	CodeAAGUIDBlocked = "aaguid-blocked"
 	// CodeCredentialRevoked: the credential was removed from Security info.
 	CodeCredentialRevoked = "credential-revoked"
+	// CodeOnPremNotSetUp: a hybrid joined device whose organisation has not completed "Enable
+	// FIDO2 authentication to on-premises resources" (no Microsoft Entra Kerberos server object, or
+	// no patched writable domain controller): Windows gets no Active Directory TGT.
+	CodeOnPremNotSetUp = "onprem-not-set-up"
 	// CodeOfflineNoCachedSecret: offline, and no cached secret from an earlier online sign-in.
 	CodeOfflineNoCachedSecret = "offline-no-cached-secret"
 	// CodeOfflineSecretMismatch: offline, and the key's hmac-secret output differs from the cache.

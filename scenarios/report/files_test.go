@@ -62,7 +62,7 @@ func TestJUnitStructure(t *testing.T) {
 	var doc xTestsuites
 	require.NoError(t, xml.Unmarshal(b.Bytes(), &doc))
 
-	require.Equal(t, 15, doc.Tests)
+	require.Equal(t, 17, doc.Tests)
 	require.Equal(t, 3+4, doc.Failures, "regressions and key-incompatible cases are both failures")
 	require.Equal(t, 1, doc.Errors)
 	require.InDelta(t, 1.234, doc.Time, 1e-9)
@@ -89,7 +89,7 @@ func TestJUnitStructure(t *testing.T) {
 		require.Equal(t, errs, s.Errors, s.Name)
 	}
 	require.Equal(t, []string{"lock-screen-sign-in", "multi-account-lock-screen", "offline-sign-in-after-online",
-		"webauthn-account-picker", "reset-outside-window"}, names, "one testsuite per scenario, in run order")
+		"webauthn-account-picker", "reset-outside-window", "req-webauthn-1903"}, names, "one testsuite per scenario, in run order")
 
 	lock := suites["lock-screen-sign-in"]
 	require.Equal(t, []string{"10-1809", "10-1909", "10-2004", "11-24H2"},

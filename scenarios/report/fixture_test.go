@@ -155,6 +155,22 @@ func resetCase(v string) *result.Case {
 	return c
 }
 
+// webauthnLineCase is a version line: refused (as the document says) on 1809, worked after.
+func webauthnLineCase(v string) *result.Case {
+	exp := signedIn("alice")
+	if v == "10-1809" {
+		exp = result.Outcome{Kind: "not-offered", Code: "version-unsupported", Reason: "WebAuthn needs 1903"}
+	}
+	obs := exp
+	obs.Reason = ""
+	return &result.Case{
+		ID: "req-webauthn-1903", Title: "Browser sign-in needs Windows 10 1903", Version: v, Supported: true,
+		DocWords: "WebAuthN requires Windows 10 version 1903 or higher", DocSection: "Requirements", File: "catalog/req.yaml",
+		Steps:   []*result.Step{step("webauthn-sign-in", "PIN typed", exp, obs, result.Pass)},
+		Verdict: result.Pass, Duration: 5 * time.Millisecond,
+	}
+}
+
 // fixtureRun is a run of the no-hmac-secret persona against four Windows versions.
 func fixtureRun() *result.Run {
 	r := &result.Run{
@@ -177,6 +193,9 @@ func fixtureRun() *result.Run {
 	}
 	for _, v := range fixtureVersions[2:] {
 		r.Cases = append(r.Cases, resetCase(v))
+	}
+	for _, v := range fixtureVersions[:2] {
+		r.Cases = append(r.Cases, webauthnLineCase(v))
 	}
 	return r
 }

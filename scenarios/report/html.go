@@ -80,7 +80,7 @@ type htmlKeyGroup struct {
 	Cases []*htmlCase
 }
 
-var htmlSymbols = map[string]string{"pass": "✓", "fail": "✗", "keyinc": "!", "error": "?", "none": "–", "skip": "↷"}
+var htmlSymbols = map[string]string{"pass": "✓", "refused": "⊘", "fail": "✗", "keyinc": "!", "error": "?", "none": "–", "skip": "↷"}
 
 // HTML writes a self-contained page (inline CSS and a little inline JS, nothing fetched): the
 // matrix with colour-coded cells linking to each case, each case with the document's words, every
@@ -93,8 +93,8 @@ func HTML(w io.Writer, r *result.Run) error {
 	p := htmlPage{Run: r, Summary: r.Summary(), SummaryLine: summaryLine(r), OK: r.OK() && len(r.Cases) > 0,
 		Versions: versionsOf(r)}
 	sm := p.Summary
-	p.Counts = []htmlCount{{"", plural(sm.Total, "case", "cases")}, {"pass", fmt.Sprintf("%d passed", sm.Passed)},
-		{"fail", fmt.Sprintf("%d failed", sm.Failed)}}
+	p.Counts = []htmlCount{{"", plural(sm.Total, "case", "cases")}, {"pass", fmt.Sprintf("%d worked", sm.Worked)},
+		{"pass refused", fmt.Sprintf("%d refused as documented", sm.Refused)}, {"fail", fmt.Sprintf("%d failed", sm.Failed)}}
 	if sm.KeyIncompatible > 0 || r.Persona != "" {
 		p.Counts = append(p.Counts, htmlCount{"keyinc", fmt.Sprintf("%d key-incompatible", sm.KeyIncompatible)})
 	}
@@ -123,6 +123,12 @@ func HTML(w io.Writer, r *result.Run) error {
 			byCase[c] = hc
 			p.Cases = append(p.Cases, hc)
 			tip := v + ": " + verdictWord(c.Verdict)
+			switch passKind(c) {
+			case "worked":
+				tip += ": worked as the document says"
+			case "refused":
+				tip += ": refused as the document says"
+			}
 			if _, s := failingStep(c); s != nil {
 				tip += fmt.Sprintf(": expected %s, observed %s", s.Expected, s.Observed)
 			}
@@ -136,7 +142,7 @@ func HTML(w io.Writer, r *result.Run) error {
 	}
 	// Problems first: that is what the reader came for; passes follow for reference.
 	sort.SliceStable(p.Cases, func(i, j int) bool {
-		return p.Cases[i].Class != "pass" && p.Cases[j].Class == "pass"
+		return p.Cases[i].Verdict != result.Pass && p.Cases[j].Verdict == result.Pass
 	})
 	for _, kg := range keyGroups(r) {
 		g := htmlKeyGroup{Cause: kg.Cause}
@@ -166,6 +172,9 @@ func HTML(w io.Writer, r *result.Run) error {
 func newHTMLCase(c *result.Case, used map[string]int) *htmlCase {
 	hc := &htmlCase{Case: c, Anchor: anchor(c, used), Class: cssClass(c)}
 	hc.Symbol = htmlSymbols[hc.Class]
+	if passKind(c) == "refused" {
+		hc.Class, hc.Symbol = "pass refused", htmlSymbols["refused"]
+	}
 	fi, _ := failingStep(c)
 	for i, s := range c.Steps {
 		if s == nil {

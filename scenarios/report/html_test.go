@@ -58,7 +58,7 @@ func TestHTMLContent(t *testing.T) {
 	require.Contains(t, page, `<dt>started</dt><dd>2025-06-03 14:05:09 UTC</dd>`)
 	require.Contains(t, page, `<li>PIN protocol 2 chosen (the key offers it)</li>`)
 	require.Contains(t, page, `<div class="problem error"><strong>Could not run:</strong> set-up failed`)
-	require.Equal(t, 15, strings.Count(page, `<section class="case `), "every case has its details")
+	require.Equal(t, 17, strings.Count(page, `<section class="case `), "every case has its details")
 }
 
 func TestHTMLEscapesHostileText(t *testing.T) {
@@ -76,7 +76,7 @@ func TestHTMLEscapesHostileText(t *testing.T) {
 	})
 	require.Equal(t, 1, tags["script"])
 	require.Zero(t, tags["img"], "no injected <img>")
-	require.Equal(t, 5, tags["b"], "only the legend's own <b> elements")
+	require.Equal(t, 6, tags["b"], "only the legend's own <b> elements")
 	require.NotContains(t, page, `" onmouseover=`)
 	require.NotContains(t, page, `" onclick=`)
 	require.NotContains(t, page, `href="javascript`)
@@ -148,7 +148,7 @@ func TestHTMLInChromium(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"lock-screen-sign-in", "multi-account-lock-screen", "offline-sign-in-after-online",
-		"webauthn-account-picker", "reset-outside-window"}, ids, "one row per scenario")
+		"webauthn-account-picker", "reset-outside-window", "req-webauthn-1903"}, ids, "one row per scenario")
 	require.Equal(t, fixtureVersions, versions, "one column per version")
 
 	// Cells, row by row, in version order.
@@ -158,6 +158,7 @@ func TestHTMLInChromium(t *testing.T) {
 		"offline-sign-in-after-online": {"none", "keyinc", "keyinc", "keyinc"},
 		"webauthn-account-picker":      {"none", "pass", "pass", "keyinc"},
 		"reset-outside-window":         {"none", "none", "fail", "error"},
+		"req-webauthn-1903":            {"pass refused", "pass", "none", "none"},
 	}
 	for i, tr := range rows {
 		var got []string

@@ -39,6 +39,9 @@ type jsonTotals struct {
 	Failed          int `json:"failed"`
 	KeyIncompatible int `json:"keyIncompatible"`
 	Errors          int `json:"errors"`
+	// Worked and Refused split Passed (added within version 1).
+	Worked  int `json:"worked"`
+	Refused int `json:"refused"`
 }
 
 type jsonCase struct {
@@ -51,6 +54,7 @@ type jsonCase struct {
 	Tags       []string   `json:"tags,omitempty"`
 	File       string     `json:"file,omitempty"`
 	Verdict    string     `json:"verdict"`
+	Refused    bool       `json:"refused,omitempty"` // the document's outcome is a refusal (added within version 1)
 	KeyCause   string     `json:"keyCause,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	DurationMs float64    `json:"durationMs"`
@@ -98,14 +102,15 @@ func JSON(w io.Writer, r *result.Run) error {
 		SchemaVersion: JSONSchemaVersion,
 		Generator:     "fidolab",
 		Verdict:       RunFail,
-		Totals:        jsonTotals{Cases: s.Total, Passed: s.Passed, Failed: s.Failed, KeyIncompatible: s.KeyIncompatible, Errors: s.Errors},
-		DurationMs:    ms(r.Duration),
-		Target:        r.Target,
-		Key:           r.Key,
-		Persona:       r.Persona,
-		Versions:      nonNil(r.Versions),
-		LeftOut:       r.LeftOut,
-		Cases:         []jsonCase{},
+		Totals: jsonTotals{Cases: s.Total, Passed: s.Passed, Failed: s.Failed, KeyIncompatible: s.KeyIncompatible, Errors: s.Errors,
+			Worked: s.Worked, Refused: s.Refused},
+		DurationMs: ms(r.Duration),
+		Target:     r.Target,
+		Key:        r.Key,
+		Persona:    r.Persona,
+		Versions:   nonNil(r.Versions),
+		LeftOut:    r.LeftOut,
+		Cases:      []jsonCase{},
 	}
 	switch {
 	case s.Total == 0:
@@ -119,7 +124,7 @@ func JSON(w io.Writer, r *result.Run) error {
 	for _, c := range r.Cases {
 		jc := jsonCase{
 			ID: c.ID, Title: c.Title, Version: c.Version, Supported: c.Supported, DocWords: c.DocWords,
-			DocSection: c.DocSection, Tags: c.Tags, File: c.File, Verdict: string(c.Verdict),
+			DocSection: c.DocSection, Tags: c.Tags, File: c.File, Verdict: string(c.Verdict), Refused: c.Refused(),
 			KeyCause: c.KeyCause, Error: c.Error, DurationMs: ms(c.Duration), Steps: []jsonStep{},
 		}
 		for _, st := range c.Steps {

@@ -50,7 +50,7 @@ func Markdown(w io.Writer, r *result.Run) error {
 			}
 			b.WriteString("\n")
 		}
-		b.WriteString("\n✓ pass · ✗ fail · ! key-incompatible · ? error (could not run) · – not in this run\n")
+		b.WriteString("\n✓ worked · ⊘ refused (both as the document says) · ✗ fail · ! key-incompatible · ? error (could not run) · – not in this run\n")
 	}
 
 	if fails := casesWith(r, result.Fail); len(fails) > 0 {
@@ -106,6 +106,9 @@ func Markdown(w io.Writer, r *result.Run) error {
 func mdSymbol(c *result.Case) string {
 	switch cssClass(c) {
 	case "pass":
+		if c.Refused() {
+			return "⊘"
+		}
 		return "✓"
 	case "fail":
 		return "**✗**"

@@ -211,6 +211,18 @@ func cssClass(c *result.Case) string {
 	return "error"
 }
 
+// passKind splits passing cells: "worked" (what the document says works did) or "refused"
+// (Windows refused as the document says); "" for other verdicts.
+func passKind(c *result.Case) string {
+	if cssClass(c) != "pass" {
+		return ""
+	}
+	if c.Refused() {
+		return "refused"
+	}
+	return "worked"
+}
+
 // summaryLine is the one-line verdict of the run.
 func summaryLine(r *result.Run) string {
 	s := r.Summary()

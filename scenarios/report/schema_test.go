@@ -161,7 +161,7 @@ func TestJSONReportFields(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Bytes(), &doc))
 	require.Equal(t, 1, doc.SchemaVersion)
 	require.Equal(t, "fail", doc.Verdict)
-	require.Equal(t, map[string]int{"cases": 15, "passed": 7, "failed": 3, "keyIncompatible": 4, "errors": 1}, doc.Totals)
+	require.Equal(t, map[string]int{"cases": 17, "passed": 9, "worked": 8, "refused": 1, "failed": 3, "keyIncompatible": 4, "errors": 1}, doc.Totals)
 	require.Equal(t, "2025-06-03T14:05:09Z", doc.Started)
 	require.Equal(t, 1234.0, doc.DurationMs, "milliseconds, not nanoseconds")
 	require.Equal(t, 12.0, doc.Cases[0].DurationMs)

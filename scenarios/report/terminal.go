@@ -21,14 +21,14 @@ type TerminalOptions struct {
 
 // glyphs are the few characters that differ between the Unicode and the ASCII rendering.
 type glyphs struct {
-	pass, fail, keyinc, err, none string
-	rule, sep, arrow, ellipsis    string
-	skip                          string
+	pass, refused, fail, keyinc, err, none string
+	rule, sep, arrow, ellipsis             string
+	skip                                   string
 }
 
 var (
-	unicodeGlyphs = glyphs{"✓", "✗", "!", "?", "–", "─", "│", "→", "…", "↷"}
-	asciiGlyphs   = glyphs{"ok", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~", "SKIP"}
+	unicodeGlyphs = glyphs{"✓", "⊘", "✗", "!", "?", "–", "─", "│", "→", "…", "↷"}
+	asciiGlyphs   = glyphs{"ok", "no", "FAIL", "KEY", "ERR", "-", "-", "|", "->", "~", "SKIP"}
 )
 
 const (
@@ -39,6 +39,7 @@ const (
 	ansiGreen  = "\x1b[32m"
 	ansiYellow = "\x1b[33m"
 	ansiPurple = "\x1b[35m"
+	ansiCyan   = "\x1b[36m"
 )
 
 // term carries the options through the rendering of one run.
@@ -77,11 +78,11 @@ func Terminal(w io.Writer, r *result.Run, o TerminalOptions) error {
 	if len(r.Cases) > 0 {
 		t.println()
 	}
+	code := ansiBold + ansiRed
 	if r.OK() && len(r.Cases) > 0 {
-		t.println(t.paint(ansiBold+ansiGreen, line))
-	} else {
-		t.println(t.paint(ansiBold+ansiRed, line))
+		code = ansiBold + ansiGreen
 	}
+	t.println(t.paint(code, line)) // one line, whatever the width: CI logs grep it
 	return t.w.Flush()
 }
 
@@ -206,6 +207,9 @@ func versionColumns(vs []string) (groups, labels []string, grouped bool) {
 func (t *term) symbol(c *result.Case) (string, string) {
 	switch cssClass(c) {
 	case "pass":
+		if c.Refused() {
+			return t.g.refused, ansiCyan
+		}
 		return t.g.pass, ansiGreen
 	case "fail":
 		return t.g.fail, ansiBold + ansiRed
@@ -285,12 +289,31 @@ func (t *term) matrix(r *result.Run) {
 		}
 		t.println(strings.TrimRight(b.String(), " "))
 	}
-	legend := fmt.Sprintf("%s pass  %s fail  %s key-incompatible  %s error (could not run)  %s not run",
-		t.g.pass, t.g.fail, t.g.keyinc, t.g.err, t.g.none)
-	if r.Summary().Skipped > 0 {
-		legend += fmt.Sprintf("  %s skipped (see why below)", t.g.skip)
+	s := r.Summary()
+	entries := []string{fmt.Sprintf("%s worked (%d)", t.g.pass, s.Worked), fmt.Sprintf("%s refused (%d), both as the document says", t.g.refused, s.Refused),
+		t.g.fail + " fail", t.g.keyinc + " key-incompatible", t.g.err + " error (could not run)", t.g.none + " not run"}
+	if s.Skipped > 0 {
+		entries = append(entries, t.g.skip+" skipped (see why below)")
 	}
-	t.println(t.paint(ansiDim, legend))
+	t.legend(entries)
+}
+
+// legend prints the matrix's symbols, two spaces apart, wrapped between entries to the width.
+func (t *term) legend(entries []string) {
+	line := ""
+	for _, e := range entries {
+		if line != "" && width(line)+2+width(e) > t.o.Width {
+			t.println(t.paint(ansiDim, line))
+			line = ""
+		}
+		if line != "" {
+			line += "  "
+		}
+		line += e
+	}
+	if line != "" {
+		t.println(t.paint(ansiDim, line))
+	}
 }
 
 // failureGroup is one scenario failing the same way on several versions: shown once.

@@ -90,6 +90,8 @@ func TestTerminalContent(t *testing.T) {
 	require.Equal(t, []string{"–", "✓", "✗", "│", "✗"}, strings.Fields(row("multi-account-lock-screen"))[1:])
 	require.Equal(t, []string{"–", "!", "!", "│", "!"}, strings.Fields(row("offline-sign-in-after-online"))[1:])
 	require.Equal(t, []string{"–", "–", "✗", "│", "?"}, strings.Fields(row("reset-outside-window"))[1:])
+	require.Equal(t, []string{"⊘", "✓", "–", "│", "–"}, strings.Fields(row("req-webauthn-1903"))[1:], "refused and worked look different")
+	require.Contains(t, out, "✓ worked (8)  ⊘ refused (1), both as the document says")
 	require.Contains(t, out, "Windows 10")
 	require.Contains(t, out, "Windows 11")
 
@@ -107,7 +109,7 @@ func TestTerminalContent(t *testing.T) {
 	require.Contains(t, ki, "no resident keys")
 	require.NotContains(t, out[:strings.Index(out, "Key-incompatible (")], "no resident keys")
 	require.Contains(t, out, "set-up failed: emulator: open state file: permission denied")
-	require.Equal(t, "FAIL  15 cases: 7 passed, 3 failed, 4 key-incompatible, 1 error in 1.234s", lines[len(lines)-2])
+	require.Equal(t, "FAIL  17 cases: 9 passed, 3 failed, 4 key-incompatible, 1 error in 1.234s", lines[len(lines)-2])
 }
 
 func TestTerminalColor(t *testing.T) {

@@ -22,7 +22,9 @@ type Run struct {
 	Versions []string `json:"versions"` // Windows versions in matrix column order
 	Cases    []*Case  `json:"cases"`
 	// LeftOut lists scenarios not run because they are about a particular key of their own (a
-	// persona without hmac-secret, a full key…) while this run targets another key.
+	// persona without hmac-secret, a full key…) while this run targets another key, or because on
+	// a key outside the process they need an attestation root the model cannot check (a tenant that
+	// enforces attestation trusts only FIDO MDS roots).
 	LeftOut []string `json:"leftOut,omitempty"`
 }
 
@@ -43,6 +45,17 @@ type Case struct {
 	KeyCause string        `json:"keyCause,omitempty"`
 	Error    string        `json:"error,omitempty"` // the case could not run (set-up failed)
 	Duration time.Duration `json:"duration"`
+}
+
+// Refused reports whether the case, as the document describes it, ends with Windows refusing:
+// its last step expects an error or the security-key option not to be offered. A passing case
+// that is refused "was correctly refused"; any other passing case "worked".
+func (c *Case) Refused() bool {
+	if c == nil || len(c.Steps) == 0 {
+		return false
+	}
+	last := c.Steps[len(c.Steps)-1]
+	return last != nil && (last.Expected.Kind == "error" || last.Expected.Kind == "not-offered")
 }
 
 // Verdict is a case's or a step's result.
@@ -112,9 +125,11 @@ type Exchange struct {
 	Duration time.Duration `json:"duration"`
 }
 
-// Summary counts verdicts.
+// Summary counts verdicts. Worked and Refused split Passed: cases that did what the document
+// says works, and cases that Windows refused as the document says it does.
 type Summary struct {
 	Total, Passed, Failed, KeyIncompatible, Errors, Skipped int
+	Worked, Refused                                         int
 }
 
 // Summary counts the run's verdicts.
@@ -125,6 +140,11 @@ func (r *Run) Summary() Summary {
 		switch c.Verdict {
 		case Pass:
 			s.Passed++
+			if c.Refused() {
+				s.Refused++
+			} else {
+				s.Worked++
+			}
 		case Fail:
 			s.Failed++
 		case KeyIncompatible:

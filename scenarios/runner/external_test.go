@@ -8,6 +8,7 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/control"
 	"github.com/fidolab/fidolab/authenticator/emulator"
+	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/fidolab/fidolab/transport/socket"
 	"github.com/stretchr/testify/require"
@@ -49,4 +50,36 @@ func TestExternalKeyOverSocket(t *testing.T) {
 	n, err := k.Store.CountResident()
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "the key was reset between the two cases")
+}
+
+// TestExternalKeyAgainstModel: the Windows model reads a served key in wall time through its
+// HID timeouts; a conforming key answers well within them, so the case passes over the socket
+// as it does in-process.
+func TestExternalKeyAgainstModel(t *testing.T) {
+	t.Parallel()
+	k, err := emulator.Open(emulator.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = k.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	sock := filepath.Join(t.TempDir(), "key.sock")
+	l, err := socket.Listen("unix:" + sock)
+	require.NoError(t, err)
+	go func() { _ = socket.Serve(ctx, l, k.Device) }()
+	cl, err := control.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: control.Handler(k)}
+	go func() { _ = srv.Serve(cl) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	keys, err := External("socket:" + sock + ",control=" + cl.Addr().String())
+	require.NoError(t, err)
+	cat, err := catalog.Embedded()
+	require.NoError(t, err)
+	run, err := Run(ctx, cat, Options{Keys: keys, Filter: "re:^(sign-in-lock-screen|offline-after-replug)$ windows:11-24H2"})
+	require.NoError(t, err)
+	require.Len(t, run.Cases, 2)
+	for _, c := range run.Cases {
+		require.Equal(t, result.Pass, c.Verdict, "%s@%s: %s %s\n%s", c.ID, c.Version, c.Error, c.KeyCause, describe(c))
+	}
 }

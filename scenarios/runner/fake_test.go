@@ -43,7 +43,7 @@ func (h *fakeHost) Do(ctx context.Context, a host.Action) (result.Outcome, []str
 		h.key.(host.Clock).Advance(time.Duration(s) * time.Second)
 		return done(), nil, nil
 	}
-	c, err := h.key.Client(ctx, nil)
+	c, err := h.key.Client(ctx, host.ClientOptions{})
 	if err != nil {
 		return result.Outcome{}, nil, err
 	}

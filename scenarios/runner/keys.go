@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,15 +45,26 @@ func InProcess(override *persona.Persona) KeyFactory {
 	return &inprocFactory{override: override, sig: signer.New()}
 }
 
+// InProcessFault is InProcess(override) with a fault injected into every key: change edits its
+// knobs (emulator.Knobs: keepalive, processing delay, the simulated user, failNext…) as soon as it
+// is made, before the case's set-up. name says what the fault is, for reports; the run then
+// targets a key other than the catalog's own, so the scenarios about a key of their own are left
+// out and failures the key explains are key-incompatible.
+func InProcessFault(override *persona.Persona, name string, change func(*emulator.Knobs)) KeyFactory {
+	return &inprocFactory{override: override, sig: signer.New(), fault: name, knobs: change}
+}
+
 type inprocFactory struct {
 	override *persona.Persona
+	fault    string
+	knobs    func(*emulator.Knobs)
 	sig      *signer.Signer
 	once     sync.Once
 }
 
 func (f *inprocFactory) Open(_ context.Context, s *catalog.Scenario) (Key, error) {
 	p := f.override
-	if p == nil {
+	if p == nil && s != nil {
 		p = s.Key.Persona
 	}
 	if p == nil {
@@ -61,21 +73,37 @@ func (f *inprocFactory) Open(_ context.Context, s *catalog.Scenario) (Key, error
 			return nil, err
 		}
 	}
-	return newInprocKey(p, f.sig)
+	k, err := newInprocKey(p, f.sig)
+	if err != nil || f.knobs == nil {
+		return k, err
+	}
+	if _, err := k.UpdateKnobs(func(n *emulator.Knobs) error { f.knobs(n); return nil }); err != nil {
+		_ = k.Close()
+		return nil, fmt.Errorf("fault %s: %w", f.fault, err)
+	}
+	return k, nil
 }
 
 func (f *inprocFactory) Describe() string {
+	d := "in-process, each scenario's persona"
 	if f.override != nil {
-		return "in-process persona " + f.override.Name
+		d = "in-process persona " + f.override.Name
 	}
-	return "in-process, each scenario's persona"
+	if f.fault != "" {
+		d += " with fault " + f.fault
+	}
+	return d
 }
 
 func (f *inprocFactory) Override() string {
+	var parts []string
 	if f.override != nil {
-		return f.override.Name
+		parts = append(parts, f.override.Name)
 	}
-	return ""
+	if f.fault != "" {
+		parts = append(parts, "fault "+f.fault)
+	}
+	return strings.Join(parts, " + ")
 }
 
 func (f *inprocFactory) Sequential() bool { return false }
@@ -107,7 +135,7 @@ func newInprocKey(p *persona.Persona, sig *signer.Signer) (*inprocKey, error) {
 // Advance moves the key's clock forward (host.Clock).
 func (k *inprocKey) Advance(d time.Duration) { k.clock.Advance(d) }
 
-// Now reads the key's clock (for the times of a trace).
+// Now reads the key's clock (host.Clock): the times of a trace, the silences Windows measures.
 func (k *inprocKey) Now() time.Time { return k.clock.Now() }
 
 // AttestationRoot is the root of the key's batch attestation chain, for a tenant that trusts it.
@@ -117,8 +145,8 @@ func (k *inprocKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn
 	k.conns.setConnWrapper(f)
 }
 
-func (k *inprocKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	return k.conns.open(ctx, k.Connect(), rec)
+func (k *inprocKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
+	return k.conns.open(ctx, k.Connect(), o)
 }
 
 func (k *inprocKey) Replug(context.Context) error {
@@ -155,13 +183,20 @@ func (cs *conns) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) {
 	cs.mu.Unlock()
 }
 
-// open keeps conn and returns a CTAP client on it with a fresh channel; rec, when non-nil, sees
-// every exchange.
-func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(client.Exchange), hidOpts ...ctaphid.ClientOption) (*client.Client, error) {
+// open keeps conn and returns a CTAP client on it with a fresh channel: the trace wrapper
+// (Options.WrapConn) sits next to the key, the host's HID stack (o.HID) next to the client, so the
+// trace records the key's reports and times as they are and the host reads through both.
+// o.Record, when non-nil, sees every exchange; hidOpts tune the CTAPHID client.
+func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, o host.ClientOptions, hidOpts ...ctaphid.ClientOption) (*client.Client, error) {
 	cs.mu.Lock()
 	if cs.wrap != nil {
 		conn = cs.wrap(conn)
 	}
+	cs.mu.Unlock()
+	if o.HID != nil {
+		conn = o.HID(conn)
+	}
+	cs.mu.Lock()
 	cs.live = append(cs.live, conn)
 	cs.mu.Unlock()
 	hid := ctaphid.NewClient(conn, hidOpts...)
@@ -169,8 +204,8 @@ func (cs *conns) open(ctx context.Context, conn ctaphid.ReportConn, rec func(cli
 		return nil, fmt.Errorf("CTAPHID_INIT: %w", err)
 	}
 	var opts []client.Option
-	if rec != nil {
-		opts = append(opts, client.WithRecorder(rec))
+	if o.Record != nil {
+		opts = append(opts, client.WithRecorder(o.Record))
 	}
 	return client.New(hid, opts...), nil
 }

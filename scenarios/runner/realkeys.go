@@ -14,6 +14,7 @@ import (
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
 	"github.com/fidolab/fidolab/scenarios/catalog"
+	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/transport/socket"
 )
 
@@ -412,19 +413,21 @@ func (k *realKey) setConnWrapper(f func(ctaphid.ReportConn) ctaphid.ReportConn) 
 	k.conns.setConnWrapper(f)
 }
 
-func (k *realKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
+func (k *realKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
 	conn, err := k.f.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c, err := k.conns.open(ctx, conn, func(e client.Exchange) {
+	rec := o.Record
+	o.Record = func(e client.Exchange) {
 		if what := changes(e); what != "" {
 			k.f.markDirty(what)
 		}
 		if rec != nil {
 			rec(e)
 		}
-	}, ctaphid.WithKeepalive(k.f.keepalive))
+	}
+	c, err := k.conns.open(ctx, conn, o, ctaphid.WithKeepalive(k.f.keepalive))
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", k.f.spec, err)
 	}

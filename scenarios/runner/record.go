@@ -18,11 +18,12 @@ import (
 // opened at any time, lands in the step being performed.
 type recKey struct {
 	Key
-	ctx   context.Context // the case's: a wait on an external key ends with it
-	clock clock.Clock     // the runner's
-	mu    sync.Mutex
-	sink  func(client.Exchange)
-	mark  func(text string) // Options.Mark bound to the case, nil when unset
+	ctx         context.Context // the case's: a wait on an external key ends with it
+	clock       clock.Clock     // the runner's
+	noExchanges bool            // Options.NoExchanges
+	mu          sync.Mutex
+	sink        func(client.Exchange)
+	mark        func(text string) // Options.Mark bound to the case, nil when unset
 }
 
 // markf tells Options.Mark what the case does next.
@@ -38,8 +39,9 @@ func (k *recKey) Replug(ctx context.Context) error {
 	return k.Key.Replug(ctx)
 }
 
-func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	return k.Key.Client(ctx, func(e client.Exchange) {
+func (k *recKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
+	rec := o.Record
+	o.Record = func(e client.Exchange) {
 		if rec != nil {
 			rec(e)
 		}
@@ -49,11 +51,15 @@ func (k *recKey) Client(ctx context.Context, rec func(client.Exchange)) (*client
 		if s != nil {
 			s(e)
 		}
-	})
+	}
+	return k.Key.Client(ctx, o)
 }
 
 // capture routes exchanges to s until the returned function is called.
 func (k *recKey) capture(s *result.Step) func() {
+	if k.noExchanges {
+		return func() {}
+	}
 	var (
 		mu     sync.Mutex
 		closed bool // the step is over: a late exchange is dropped, never appended while it is read
@@ -75,6 +81,23 @@ func (k *recKey) capture(s *result.Step) func() {
 		closed = true
 		mu.Unlock()
 	}
+}
+
+// SkipReason passes on the key's reason to skip the case (a real key that needed a replug nobody
+// could do), "" when it has none.
+func (k *recKey) SkipReason() string {
+	if s, ok := k.Key.(interface{ SkipReason() string }); ok {
+		return s.SkipReason()
+	}
+	return ""
+}
+
+// Now is the key's clock (host.Clock), or the runner's for a key without a clock of its own.
+func (k *recKey) Now() time.Time {
+	if c, ok := k.Key.(host.Clock); ok {
+		return c.Now()
+	}
+	return k.clock.Now()
 }
 
 // Advance moves the key's clock (host.Clock); a key without a clock of its own waits on the

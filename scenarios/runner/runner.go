@@ -41,6 +41,13 @@ type Options struct {
 	// without a clock of its own (an external key); nil means the wall clock. In-process keys
 	// have their own virtual clocks.
 	Clock clock.Clock
+	// NoExchanges leaves the steps' CTAP exchanges out of the result: a run whose verdicts and
+	// causes are read but not its traffic (the catalog's mutation measurement) skips decoding it.
+	NoExchanges bool
+	// Baseline is a run of the same catalog on the same target with each scenario's own key.
+	// On another key a failing case is blamed on that key only when its baseline case passed;
+	// without Baseline each failing case is run again with its own key to find out.
+	Baseline *result.Run
 	// WrapConn, when set, wraps every host connection a case opens to its key, with the case's
 	// label ("id@version") and the key's clock (nil for a key without one): fidolab run --trace
 	// records through it.
@@ -53,13 +60,16 @@ type Options struct {
 
 // keyAgnostic drops the cases whose scenario is about a key of its own (it names a persona other
 // than "default": a key without hmac-secret, a full key): run on another key they would test that
-// key's properties, not the document. It returns the kept cases and the ids left out.
-func keyAgnostic(cases []catalog.Case) ([]catalog.Case, []string) {
+// key's properties, not the document. On a key outside the process it also drops the scenarios
+// whose tenant enforces attestation: Entra then trusts the key only if its attestation root is in
+// FIDO MDS, which the model does not have (an in-process key's own test CA it does trust). It
+// returns the kept cases and the ids left out.
+func keyAgnostic(cases []catalog.Case, outside bool) ([]catalog.Case, []string) {
 	var kept []catalog.Case
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range cases {
-		if ref := c.Key.PersonaRef; ref != "" && ref != "default" {
+		if ref := c.Key.PersonaRef; (ref != "" && ref != "default") || (outside && c.Host.Tenant.EnforceAttestation) {
 			if !seen[c.ID] {
 				seen[c.ID] = true
 				out = append(out, c.ID)
@@ -105,7 +115,8 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 	cases := cat.Select(f)
 	var leftOut []string
 	if opts.Keys.Override() != "" {
-		cases, leftOut = keyAgnostic(cases)
+		_, inproc := opts.Keys.(*inprocFactory)
+		cases, leftOut = keyAgnostic(cases, !inproc)
 	}
 	run := &result.Run{
 		Started: opts.Clock.Now(), Target: opts.Target.Name(), Key: opts.Keys.Describe(),
@@ -138,6 +149,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		}
 	}
 
+	var diag *diagnosis
+	if opts.Keys.Override() != "" {
+		diag = newDiagnosis(opts)
+		defer diag.close()
+	}
 	var (
 		mu   sync.Mutex
 		done int
@@ -149,7 +165,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, opts Options) (*result.Run, 
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				rc := runCase(ctx, cases[i], opts)
+				rc := runCase(ctx, cases[i], opts, diag)
 				mu.Lock()
 				run.Cases[i] = rc
 				done++
@@ -189,8 +205,8 @@ func newCase(c catalog.Case) *result.Case {
 	}
 }
 
-// runCase runs one case; it never returns nil.
-func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
+// runCase runs one case; it never returns nil. diag, when set, explains failures by the key.
+func runCase(ctx context.Context, c catalog.Case, opts Options, diag *diagnosis) *result.Case {
 	start := opts.Clock.Now()
 	rc := newCase(c)
 	defer func() { rc.Duration = opts.Clock.Now().Sub(start) }()
@@ -217,7 +233,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 		w.setConnWrapper(func(conn ctaphid.ReportConn) ctaphid.ReportConn { return opts.WrapConn(label, now, conn) })
 	}
 	defer skipIfKeySays(inner, rc)
-	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock}
+	key := &recKey{Key: inner, ctx: ctx, clock: opts.Clock, noExchanges: opts.NoExchanges}
 	if opts.Mark != nil {
 		label := c.ID + "@" + c.Version.Name
 		key.mark = func(text string) { opts.Mark(label, text) }
@@ -228,7 +244,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 
 	if err := setUp(ctx, c, opts.Target, key, rc); err != nil {
 		rc.Verdict, rc.Error = result.Error, err.Error()
-		judge(ctx, c, key, opts.Keys.Override() != "", rc)
+		judge(ctx, c, key, diag, rc)
 		return rc
 	}
 	cfg := c.Config(c.Version)
@@ -253,7 +269,7 @@ func runCase(ctx context.Context, c catalog.Case, opts Options) *result.Case {
 			break
 		}
 	}
-	judge(ctx, c, key, opts.Keys.Override() != "", rc)
+	judge(ctx, c, key, diag, rc)
 	return rc
 }
 
@@ -362,9 +378,9 @@ func describeAction(a host.Action, prefix string) string {
 	return strings.Join(parts, ", ")
 }
 
-// judge sets the case verdict from its steps; for a key other than the scenario's own, a failure
-// the key explains becomes key-incompatible.
-func judge(ctx context.Context, c catalog.Case, key Key, override bool, rc *result.Case) {
+// judge sets the case verdict from its steps; on a key other than the scenario's own (diag set),
+// a failure the key explains becomes key-incompatible with its causes.
+func judge(ctx context.Context, c catalog.Case, key Key, diag *diagnosis, rc *result.Case) {
 	if rc.Verdict == "" {
 		rc.Verdict = result.Pass
 		for _, s := range rc.Steps {
@@ -374,11 +390,8 @@ func judge(ctx context.Context, c catalog.Case, key Key, override bool, rc *resu
 			}
 		}
 	}
-	if !override || rc.Verdict == result.Pass {
-		return
-	}
-	if cause := keyCause(ctx, c, key, rc); cause != "" {
-		rc.Verdict, rc.KeyCause = result.KeyIncompatible, cause
+	if diag != nil {
+		diag.judge(ctx, c, key, rc)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/scenarios/catalog"
+	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/stretchr/testify/require"
 )
@@ -219,11 +220,27 @@ func TestInProcessKeyClock(t *testing.T) {
 	defer key.Close()
 	k := key.(*inprocKey)
 	start := k.clock.Now()
-	c, err := key.Client(context.Background(), nil)
+	c, err := key.Client(context.Background(), host.ClientOptions{})
 	require.NoError(t, err)
 	_, err = c.GetInfo(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1500*time.Millisecond, k.clock.Now().Sub(start), "one getInfo costs 1.5 s of the key's time")
 	k.Advance(11 * time.Second)
 	require.Equal(t, 12500*time.Millisecond, k.clock.Now().Sub(start))
+}
+
+// TestNoExchanges: a run that asks for no traffic records none, with the same verdicts.
+func TestNoExchanges(t *testing.T) {
+	t.Parallel()
+	cat := loadTemp(t, fakeCatalog)
+	for _, no := range []bool{false, true} {
+		run, err := Run(context.Background(), cat, Options{Target: fakeTarget{}, Filter: "wrong-pin", NoExchanges: no})
+		require.NoError(t, err)
+		require.Equal(t, result.Pass, run.Cases[0].Verdict)
+		n := 0
+		for _, s := range run.Cases[0].Steps {
+			n += len(s.Exchanges)
+		}
+		require.Equal(t, no, n == 0, "NoExchanges %v: %d exchanges", no, n)
+	}
 }

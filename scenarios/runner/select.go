@@ -12,7 +12,8 @@ func Select(cat *catalog.Catalog, opts Options) (cases []catalog.Case, leftOut [
 	}
 	cases = cat.Select(f)
 	if opts.Keys != nil && opts.Keys.Override() != "" {
-		cases, leftOut = keyAgnostic(cases)
+		_, inproc := opts.Keys.(*inprocFactory)
+		cases, leftOut = keyAgnostic(cases, !inproc)
 	}
 	return cases, leftOut, nil
 }

@@ -73,7 +73,7 @@ type Guess struct{ Field, Why string }
 // StandInPIN is the PIN a generated scenario gives the key; WrongPIN is what it types where the
 // recorded user typed a wrong one.
 const (
-	StandInPIN = "1234"
+	StandInPIN = "7391"
 	WrongPIN   = "9999"
 	NewPIN     = "246810"
 )

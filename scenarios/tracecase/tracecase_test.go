@@ -16,6 +16,7 @@ import (
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/fidolab/fidolab/scenarios/runner"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -73,7 +74,7 @@ func TestRunTraceRoundTrip(t *testing.T) {
 		run := runCatalog(t, cat)
 		require.Len(t, run.Cases, 1, g.Label)
 		rc := run.Cases[0]
-		require.Equal(t, result.Pass, rc.Verdict, "%s: %s\n%s", g.Label, rc.Error, body)
+		assert.Equal(t, result.Pass, rc.Verdict, "%s: %s\n%s", g.Label, rc.Error, body)
 	}
 }
 
@@ -102,7 +103,7 @@ func TestEventLogSignIn(t *testing.T) {
 	require.Contains(t, body, "# GUESS: the event log reports WebAuthN API version 8")
 	require.Contains(t, body, "# GUESS: the trace does not describe the device")
 	require.Contains(t, body, "# GUESS: the key had a PIN")
-	require.Contains(t, body, "- action: lock-screen-sign-in\n    pin: \"1234\"\n    expect: {signed-in: user-1}")
+	require.Contains(t, body, "- action: lock-screen-sign-in\n    pin: \"7391\"\n    expect: {signed-in: user-1}")
 	run := runCatalog(t, cat)
 	require.Equal(t, result.Pass, run.Cases[0].Verdict)
 
@@ -119,7 +120,7 @@ func TestEventLogRegistration(t *testing.T) {
 	p := importFixture(t, "browser-registration.xml", nil)
 	c, cat, body := write(t, p, p.Groups[0], Options{})
 	require.Len(t, c.Steps, 2)
-	require.Contains(t, body, "- action: register\n    account: bob\n    pin: \"1234\"\n    expect: {registered: bob}")
+	require.Contains(t, body, "- action: register\n    account: bob\n    pin: \"7391\"\n    expect: {registered: bob}")
 	require.Contains(t, body, "expect: {error: no-credentials}")
 	require.Contains(t, body, "# GUESS: the trace registers at webauthn.io")
 	require.Contains(t, body, "# GUESS: the site asked for credentials the key never made")

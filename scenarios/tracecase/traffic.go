@@ -345,7 +345,8 @@ func guessVersion(c *Case, p *replay.Plan) host.Version {
 func guessedHost(c *Case) host.Config {
 	c.guess("host", "the trace does not describe the device: Entra joined, enabled through Intune (OMA-URI), online, "+
 		"the set-up in which the recorded sign-in could happen; edit to the reporter's")
-	return host.Config{Join: host.JoinEntra, Enable: host.EnableIntuneOMA, Online: true}
+	return host.Config{Join: host.JoinEntra, Enable: host.EnableIntuneOMA, Online: true,
+		OnPrem: host.OnPremises{KerberosServer: true, PatchedDCs: true}}
 }
 
 // idFrom names an inferred case by what it did.

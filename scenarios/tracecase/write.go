@@ -57,13 +57,23 @@ func (c *Case) WriteYAML(w io.Writer, personaRef, source string) error {
 		b.WriteString("  provisionedBeforePolicy: true\n")
 	}
 	fmt.Fprintf(&b, "  online: %t\n", c.Host.Online)
-	if t := c.Host.Tenant; t.EnforceAttestation || len(t.AAGUIDAllow) > 0 || len(t.AAGUIDBlock) > 0 {
+	if t := c.Host.Tenant; t.EnforceAttestation || len(t.AAGUIDAllow) > 0 || len(t.AAGUIDBlock) > 0 || t.CounterMustIncrease {
 		b.WriteString("  tenant:\n")
 		if t.EnforceAttestation {
 			b.WriteString("    enforceAttestation: true\n")
 		}
 		list(&b, "    ", "aaguidAllow", t.AAGUIDAllow)
 		list(&b, "    ", "aaguidBlock", t.AAGUIDBlock)
+		if t.CounterMustIncrease {
+			b.WriteString("    counterMustIncrease: true\n")
+		}
+	}
+	// A catalog host has its on-premises set-up done unless it says otherwise.
+	if o := c.Host.OnPrem; !o.Ready() {
+		fmt.Fprintf(&b, "  onPremises:\n    kerberosServer: %t\n    patchedDCs: %t\n", o.KerberosServer, o.PatchedDCs)
+	}
+	if c.Host.HelloForBusiness != "" {
+		field(&b, "  ", "helloForBusiness", string(c.Host.HelloForBusiness))
 	}
 	b.WriteString("key:\n")
 	field(&b, "  ", "persona", personaRef)
@@ -216,8 +226,13 @@ func (c *Case) PersonaWriter(p *replay.Plan, source string) func(io.Writer) erro
 		pr := p.Profile(source)
 		pr.Name = c.ID
 		if pr.Info == nil && !pr.U2F {
-			_, err := fmt.Fprintf(w, "# fidolab persona: the key of %s\n# GUESS: the trace shows no traffic with the key: the default persona stands in for it\nbase: default\nname: %s\n",
+			_, err := fmt.Fprintf(w, "# fidolab persona: the key of %s\n# GUESS: the trace shows no answer of the key to read it from: the default persona stands in for it\nbase: default\nname: %s\n",
 				nonEmpty(source, "a trace"), scalar(c.ID))
+			if err == nil && (pr.Quirks.NoKeepalive || pr.Quirks.ProcessingDelayMs > 0) {
+				// What the trace does show: the key kept silent on a request.
+				_, err = fmt.Fprintf(w, "quirks:\n  noKeepalive: %t # observed: no keepalive while the key was silent\n  processingDelayMs: %d # observed: silent at least this long, then given up on\n",
+					pr.Quirks.NoKeepalive, pr.Quirks.ProcessingDelayMs)
+			}
 			return err
 		}
 		per, guesses := pr.Persona()

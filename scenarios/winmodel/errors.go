@@ -45,6 +45,10 @@ func outcomeOf(step string, err error) (result.Outcome, error) {
 		}
 		return fail(code, fmt.Sprintf("%s: key answered %v", step, st)), nil
 	}
+	var silent *SilenceError
+	if errors.As(err, &silent) {
+		return fail(host.CodeTimeout, fmt.Sprintf("%s: %v", step, silent)), nil
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fail(host.CodeTimeout, step+": no answer in time"), nil
 	}

@@ -11,8 +11,27 @@ import (
 const (
 	seedDoc   = "seed windows-fido2-sign-in.md"
 	hostRef   = "reference windows-host.md"
-	avdAuthRD = "learn.microsoft.com/azure/virtual-desktop/authentication (" + hostRef + " § Remote Desktop)"
+	remoteRef = hostRef + " § Remote Desktop, VDI and Citrix"
+	avdAuthRD = "learn.microsoft.com/azure/virtual-desktop/authentication (" + remoteRef + ")"
+	citrixRD  = "docs.citrix.com, Citrix Virtual Apps and Desktops › FIDO2 and WebAuthn authentication (" + remoteRef + ")"
 )
+
+// normalize spells an action the way the rules and handlers know it: rdp-sign-in, the catalog's
+// older spelling, is remote-sign-in via rdp.
+func normalize(a host.Action) host.Action {
+	if a.Name == host.ActRDPSignIn {
+		a.Name, a.Args = host.ActRemoteSignIn, withArg(a.Args, "via", "rdp")
+	}
+	return a
+}
+
+// via is the remote protocol of a remote-sign-in (rdp when the action does not say).
+func via(a host.Action) string {
+	if v := a.Args["via"]; v != "" {
+		return v
+	}
+	return "rdp"
+}
 
 // Action groups a rule can gate.
 var (
@@ -73,27 +92,28 @@ var Rules = []Rule{
 		Match:  func(host.Config, host.Action) bool { return true },
 	},
 	{
-		ID: "rdp-without-redirection", Actions: []string{host.ActRDPSignIn},
-		Condition: "RDP/VDI/Citrix without WebAuthn redirection (Args redirection != true)",
+		ID: "remote-without-redirection", Actions: []string{host.ActRemoteSignIn},
+		Condition: "RDP, VDI or Citrix without WebAuthn (FIDO2) redirection (Args redirection != true)",
 		Code:      host.CodeUnsupportedScenario, Source: seedDoc + " § Unsupported scenarios, l.41",
 		Match: func(_ host.Config, a host.Action) bool { return !strings.EqualFold(a.Args["redirection"], "true") },
 	},
 	{
-		ID: "rdp-lock-screen", Actions: []string{host.ActRDPSignIn},
-		Condition: "RDP with redirection but at the session's lock/logon screen (Args at = lock-screen)",
-		Code:      host.CodeUnsupportedScenario, Source: avdAuthRD,
-		Note:  "redirection carries in-session WebAuthn calls only; the remote logon screen never sees the local key",
-		Match: func(_ host.Config, a host.Action) bool { return a.Args["at"] == "lock-screen" },
+		ID: "remote-logon-screen", Actions: []string{host.ActRemoteSignIn},
+		Condition: "RDP, VDI or Citrix with redirection, but at the remote session's logon screen (Args at = logon)",
+		Code:      host.CodeUnsupportedScenario, Source: avdAuthRD + "; " + citrixRD,
+		Note:  "redirection carries WebAuthn calls made inside the session; Citrix: the feature \"does not support logging into the virtual session using WebAuthn or FIDO2\"",
+		Match: func(_ host.Config, a host.Action) bool { return a.Args["at"] == "logon" },
 	},
 	{
-		ID: "rdp-redirection-version", Actions: []string{host.ActRDPSignIn},
-		Condition: "WebAuthn redirection needs Windows 11 22H2 with the 2022-10 CU, or Windows 10 20H2+ with the matching update: version < 10-20H2",
+		ID: "rdp-redirection-version", Actions: []string{host.ActRemoteSignIn},
+		Condition: "RDP or VDI (Azure Virtual Desktop) WebAuthn redirection needs Windows 11 22H2 with the 2022-10 CU, or Windows 10 20H2+ with the matching update: version < 10-20H2",
 		Code:      host.CodeVersionUnsupported, Source: avdAuthRD, Inferred: true,
-		Note:  "the model assumes the cumulative update is installed on every version from 10-20H2",
-		Match: func(c host.Config, _ host.Action) bool { return before(c, "10-20H2") },
+		Note: "the model takes the case's version for both ends (local device and session host) and assumes the cumulative update is installed from 10-20H2; " +
+			"Citrix's FIDO2 redirection asks Windows 10 1809+ on both ends, which every version the catalog knows meets",
+		Match: func(c host.Config, a host.Action) bool { return via(a) != "citrix" && before(c, "10-20H2") },
 	},
 	{
-		ID: "webauthn-version", Actions: append(webauthnAPI, host.ActRDPSignIn),
+		ID: "webauthn-version", Actions: append(webauthnAPI, host.ActRemoteSignIn),
 		Condition: "WebAuthn (browser registration and sign-in) needs Windows 10 1903+: version < 10-1903",
 		Code:      host.CodeVersionUnsupported, Source: seedDoc + " § Requirements, l.26",
 		Match: func(c host.Config, _ host.Action) bool { return before(c, "10-1903") },
@@ -148,22 +168,17 @@ var Rules = []Rule{
 		},
 	},
 	{
-		ID: "unlock-1809", Actions: []string{host.ActUnlock},
-		Condition: "unlocking on Windows 10 1809", Code: host.CodeVersionUnsupported,
-		Source: seedDoc + " § Unsupported scenarios, l.47",
-		Match:  func(c host.Config, _ host.Action) bool { return before(c, "10-1903") },
-	},
-	{
 		ID: "entra-joined-version", Actions: windowsLogon,
 		Condition: "Entra joined device below 10-1909", Code: host.CodeVersionUnsupported,
-		Source: seedDoc + " § Requirements, l.27; § Prepare devices, l.51",
-		Note:   "decision: sign-in on 1809 is refused by this row (the requirement table), unlock on 1809 by unlock-1809 (l.47)",
-		Match:  func(c host.Config, _ host.Action) bool { return c.Join == host.JoinEntra && before(c, "10-1909") },
+		Source: seedDoc + " § Requirements, l.27; § Prepare devices, l.51; § Unsupported scenarios, l.47",
+		Note: "it also decides the document's \"unlocking a device running Windows 10 version 1809\" (l.47) for Entra joined devices, " +
+			"as hybrid-joined-version does for hybrid ones: no device that may sign in at all runs 1809, so a separate unlock-1809 rule never decided anything and was folded in",
+		Match: func(c host.Config, _ host.Action) bool { return c.Join == host.JoinEntra && before(c, "10-1909") },
 	},
 	{
 		ID: "hybrid-joined-version", Actions: windowsLogon,
 		Condition: "hybrid joined device below 10-2004", Code: host.CodeVersionUnsupported,
-		Source: seedDoc + " § Requirements, l.28; § Prepare devices, l.53",
+		Source: seedDoc + " § Requirements, l.28; § Prepare devices, l.53; § Unsupported scenarios, l.47",
 		Match:  func(c host.Config, _ host.Action) bool { return c.Join == host.JoinHybrid && before(c, "10-2004") },
 	},
 }
@@ -173,9 +188,13 @@ const orderNote = "Order of the rows (enabling policy before version) is inferre
 	"Enabling rules come first so that a provisioning package on 10-1903 without shared PC mode reports shared-pc-required."
 
 // Gate returns the first rule that refuses action a on a device with cfg, or nil.
-func Gate(cfg host.Config, a host.Action) *Rule {
-	for i := range Rules {
-		r := &Rules[i]
+func Gate(cfg host.Config, a host.Action) *Rule { return gate(Rules, cfg, a) }
+
+// gate is Gate over a rule table of the caller's (a model built WithoutRule).
+func gate(rules []Rule, cfg host.Config, a host.Action) *Rule {
+	a = normalize(a)
+	for i := range rules {
+		r := &rules[i]
 		if !contains(r.Actions, a.Name) {
 			continue
 		}
@@ -209,5 +228,8 @@ var Permits = []Permit{
 	{"gpo-hybrid", "Group Policy \"Turn on security key sign-in\" on a hybrid joined device", seedDoc + " § Enable with Group Policy, l.124-129"},
 	{"entra-1909", "Entra joined device on 10-1909 or later", seedDoc + " § Requirements, l.27"},
 	{"hybrid-2004", "hybrid joined device on 10-2004 or later", seedDoc + " § Requirements, l.28"},
-	{"rdp-redirection", "browser WebAuthn inside an RDP session with WebAuthn redirection, 10-20H2+ (with update) or 11 22H2+ (2022-10 CU)", avdAuthRD},
+	{"rdp-redirection", "browser WebAuthn inside an RDP or Azure Virtual Desktop (VDI) session with WebAuthn redirection, 10-20H2+ (with update) or 11 22H2+ (2022-10 CU)", avdAuthRD},
+	{"citrix-redirection", "browser WebAuthn inside a Citrix session with FIDO2 redirection (Virtual Apps and Desktops and VDA 2009+, Workspace app 2009.1+, Windows 10 1809+ on both ends), on every version that has WebAuthn (1903)", citrixRD},
+	{"hybrid-onprem", "hybrid joined device whose organisation completed Enable FIDO2 authentication to on-premises resources: a Microsoft Entra Kerberos server object in the user's domain and patched writable domain controllers (else onprem-not-set-up after Entra accepted the key)", seedDoc + " § Enable security keys for Windows sign-in, l.65; § Requirements, l.29; " + hostRef + " § On-premises resources for hybrid joined devices"},
+	{"whfb-independent", "Intune's \"Use security keys for sign-in\" works whether Windows Hello for Business is enabled, disabled or not configured", seedDoc + " § Enable with Microsoft Intune, l.77"},
 }

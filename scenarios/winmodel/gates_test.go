@@ -44,6 +44,9 @@ func TestGates(t *testing.T) {
 		return host.Action{Name: host.ActRDPSignIn, Args: map[string]string{"redirection": on}}
 	}
 	act := func(name string) host.Action { return host.Action{Name: name} }
+	remote := func(via, on string) host.Action {
+		return host.Action{Name: host.ActRemoteSignIn, Args: map[string]string{"via": via, "redirection": on}}
+	}
 	for _, tc := range []struct {
 		name     string
 		cfg      host.Config
@@ -59,7 +62,8 @@ func TestGates(t *testing.T) {
 		{"entra sign-in 1809", cfgOf("10-1809", E, OMA), act(signIn), "entra-joined-version"},
 		{"hybrid sign-in 1909", cfgOf("10-1909", H, OMA), act(signIn), "hybrid-joined-version"},
 		{"hybrid sign-in 2004", cfgOf("10-2004", H, OMA), act(signIn), ""},
-		{"unlock 1809", cfgOf("10-1809", E, OMA), act(unlock), "unlock-1809"},
+		{"unlock 1809 entra (l.47 folded into the join line)", cfgOf("10-1809", E, OMA), act(unlock), "entra-joined-version"},
+		{"unlock 1809 hybrid", cfgOf("10-1809", H, GPO), act(unlock), "hybrid-joined-version"},
 		{"unlock 1903 entra (join line)", cfgOf("10-1903", E, OMA), act(unlock), "entra-joined-version"},
 		{"unlock 1909", cfgOf("10-1909", E, OMA), act(unlock), ""},
 		{"manage 1809", cfgOf("10-1809", E, OMA), act(host.ActChangePIN), "manage-version"},
@@ -79,11 +83,16 @@ func TestGates(t *testing.T) {
 		{"onprem", cfgOf("11-24H2", O, GPO), act(signIn), "onprem-only"},
 		{"workgroup", cfgOf("11-24H2", W, OMA), act(signIn), "workgroup"},
 		{"workgroup register", cfgOf("11-24H2", W, None), act(host.ActRegister), ""},
-		{"rdp no redirection", cfgOf("11-24H2", E, OMA), redir("false"), "rdp-without-redirection"},
+		{"rdp no redirection", cfgOf("11-24H2", E, OMA), redir("false"), "remote-without-redirection"},
 		{"rdp redirection 2004", cfgOf("10-2004", E, OMA), redir("true"), "rdp-redirection-version"},
 		{"rdp redirection 20H2", cfgOf("10-20H2", E, OMA), redir("true"), ""},
 		{"rdp redirection 11-22H2", cfgOf("11-22H2", E, OMA), redir("true"), ""},
-		{"rdp at lock screen", cfgOf("11-24H2", E, OMA), host.Action{Name: host.ActRDPSignIn, Args: map[string]string{"redirection": "true", "at": "lock-screen"}}, "rdp-lock-screen"},
+		{"rdp at the logon screen", cfgOf("11-24H2", E, OMA), host.Action{Name: host.ActRDPSignIn, Args: map[string]string{"redirection": "true", "at": "logon"}}, "remote-logon-screen"},
+		{"vdi redirection 2004", cfgOf("10-2004", E, OMA), remote("vdi", "true"), "rdp-redirection-version"},
+		{"citrix redirection 1909", cfgOf("10-1909", E, OMA), remote("citrix", "true"), ""},
+		{"citrix redirection 1809 (no WebAuthn)", cfgOf("10-1809", E, OMA), remote("citrix", "true"), "webauthn-version"},
+		{"citrix no redirection", cfgOf("11-24H2", E, OMA), remote("citrix", "false"), "remote-without-redirection"},
+		{"citrix at the logon screen", cfgOf("11-24H2", E, OMA), host.Action{Name: host.ActRemoteSignIn, Args: map[string]string{"via": "citrix", "redirection": "true", "at": "logon"}}, "remote-logon-screen"},
 		{"authenticator passkey", cfgOf("11-24H2", E, OMA), act(host.ActAuthenticatorPasskeySignIn), "authenticator-passkey"},
 		{"run as", cfgOf("11-24H2", E, OMA), act(host.ActRunAs), "run-as"},
 		{"smime", cfgOf("11-24H2", E, OMA), act(host.ActSMIMESign), "smime"},
@@ -199,7 +208,7 @@ func FuzzGate(f *testing.F) {
 			return
 		}
 		// Invariants: a rule only gates actions it lists, and the verdict is deterministic.
-		require.Contains(t, r.Actions, action)
+		require.Contains(t, r.Actions, normalize(a).Name)
 		require.Same(t, r, Gate(cfg, a))
 	})
 }

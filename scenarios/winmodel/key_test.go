@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/authenticator/persona"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
@@ -19,13 +20,18 @@ import (
 // emuKey is a host.Key on an in-process emulator key, as the runner provides.
 type emuKey struct {
 	k     *emulator.Key
+	clock *clock.Virtual
 	mu    sync.Mutex
 	conns []interface{ Close() error }
 	ex    []client.Exchange
 }
 
-func (e *emuKey) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	conn := e.k.Connect()
+func (e *emuKey) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
+	var conn ctaphid.ReportConn = e.k.Connect()
+	if o.HID != nil {
+		conn = o.HID(conn)
+	}
+	rec := o.Record
 	e.mu.Lock()
 	e.conns = append(e.conns, conn)
 	e.mu.Unlock()
@@ -49,6 +55,10 @@ func (e *emuKey) Replug(context.Context) error {
 	}
 	return e.k.SetPlugged(true)
 }
+
+// Now and Advance make the key's virtual clock the host's (host.Clock), as the runner's keys do.
+func (e *emuKey) Now() time.Time          { return e.clock.Now() }
+func (e *emuKey) Advance(d time.Duration) { e.clock.Advance(d) }
 
 func (e *emuKey) Describe() string { return "in-process persona " + e.k.Persona.Name }
 
@@ -90,9 +100,10 @@ func newKey(t *testing.T, personaYAML string) *emuKey {
 		p, err = persona.Parse([]byte(personaYAML), "test persona")
 	}
 	require.NoError(t, err)
-	k, err := emulator.Open(emulator.Options{Persona: p})
+	v := clock.NewVirtual(time.Date(2026, 3, 6, 9, 0, 0, 0, time.UTC))
+	k, err := emulator.Open(emulator.Options{Persona: p, Clock: v})
 	require.NoError(t, err)
-	e := &emuKey{k: k}
+	e := &emuKey{k: k, clock: v}
 	t.Cleanup(func() {
 		for _, c := range e.conns {
 			_ = c.Close()
@@ -135,3 +146,5 @@ func register(t *testing.T, h *Host, accounts ...string) {
 		require.Equal(t, result.Outcome{Kind: host.KindRegistered, Account: acc}.String(), out.String(), "%s: %v", out.Reason, notes)
 	}
 }
+
+type emuKnobs = emulator.Knobs

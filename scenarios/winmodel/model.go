@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/clock"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/harness/rp"
 	"github.com/fidolab/fidolab/scenarios/entra"
 	"github.com/fidolab/fidolab/scenarios/host"
 	"github.com/fidolab/fidolab/scenarios/result"
@@ -25,6 +28,20 @@ func WithTrustedRoots(roots ...*x509.Certificate) Option {
 	return func(t *Target) { t.roots = append(t.roots, roots...) }
 }
 
+// WithoutRule builds the model without the gate rule id (Rules): the rules-table mutation test
+// removes each rule in turn and checks that some case of the catalog then changes its outcome. An
+// unknown id is an error at NewHost.
+func WithoutRule(id string) Option {
+	return func(t *Target) { t.without = append(t.without, id) }
+}
+
+// WithWallSlack adds d to the silence limit on keys read in wall time (a served or real key, not
+// an in-process one): room for a key and a host that share a slow emulated machine, where wall time
+// runs far slower than on the hardware Windows times. 0 by default.
+func WithWallSlack(d time.Duration) Option {
+	return func(t *Target) { t.wallSlack = max(d, 0) }
+}
+
 // RootedKey is a host.Key that knows its attestation root (an in-process emulator key:
 // key.Auth.AttestationRoot()). The tenant trusts it, as Entra trusts a vendor root from FIDO MDS.
 type RootedKey interface {
@@ -33,7 +50,12 @@ type RootedKey interface {
 
 // Target is the model host.Target.
 type Target struct {
-	roots []*x509.Certificate
+	roots   []*x509.Certificate
+	without []string // rule ids left out (WithoutRule)
+	rules   []Rule
+	probes  []Probe // extra requests per path (WithProbes)
+	// wallSlack widens the silence limit for keys read in wall time (WithWallSlack).
+	wallSlack time.Duration
 
 	mu      sync.Mutex
 	tenants map[host.Key]*entra.Tenant // one organisation per key: every device of a case shares it
@@ -44,6 +66,11 @@ func New(opts ...Option) host.Target {
 	t := &Target{tenants: map[host.Key]*entra.Tenant{}}
 	for _, o := range opts {
 		o(t)
+	}
+	for _, r := range Rules {
+		if !slices.Contains(t.without, r.ID) {
+			t.rules = append(t.rules, r)
+		}
 	}
 	return t
 }
@@ -57,11 +84,16 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 	if key == nil {
 		return nil, fmt.Errorf("winmodel: no key")
 	}
+	for _, id := range t.without {
+		if !slices.ContainsFunc(Rules, func(r Rule) bool { return r.ID == id }) {
+			return nil, fmt.Errorf("winmodel: without rule %q: no such rule", id)
+		}
+	}
 	ten, err := t.tenant(cfg.Tenant, key)
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: tenant: %w", err)
 	}
-	h := &Host{cfg: cfg, key: key, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
+	h := &Host{cfg: cfg, key: key, rules: t.rules, probes: t.probes, wallSlack: t.wallSlack, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return nil, fmt.Errorf("winmodel: device salt: %w", err)
 	}
@@ -70,7 +102,8 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 
 // tenant returns the key's organisation, created on first use, with policy p applied.
 func (t *Target) tenant(p host.Tenant, key host.Key) (*entra.Tenant, error) {
-	pol := entra.Policy{EnforceAttestation: p.EnforceAttestation, AAGUIDAllow: p.AAGUIDAllow, AAGUIDBlock: p.AAGUIDBlock}
+	pol := entra.Policy{EnforceAttestation: p.EnforceAttestation, AAGUIDAllow: p.AAGUIDAllow, AAGUIDBlock: p.AAGUIDBlock,
+		CounterMustIncrease: p.CounterMustIncrease}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ten, ok := t.tenants[key]; ok {
@@ -108,13 +141,21 @@ type cached struct {
 type Host struct {
 	cfg    host.Config
 	key    host.Key
-	tenant *entra.Tenant
-	online bool
+	rules  []Rule
+	probes []Probe
+	// wallSlack is Target.wallSlack.
+	wallSlack time.Duration
+	tenant    *entra.Tenant
+	online    bool
 	// session is the account signed in on the device ("" after sign-out); unlock needs it.
 	session string
 	// salt is the device's hmac-secret salt (CloudAP's offline-cache salt, one per device).
 	salt  [32]byte
 	cache map[string]*cached // by account + "/" + hex credential ID
+	// sites are the other websites the user registered passkeys at (register-other-site).
+	sites map[string]*rp.RP
+	// others are other organisations' tenants the user registered the key with (register-other-tenant).
+	others map[string]*entra.Tenant
 }
 
 // Tenant exposes the case's Entra tenant (for tests and reports).
@@ -147,7 +188,8 @@ func done(reason string) result.Outcome { return result.Outcome{Kind: host.KindD
 // Do performs one action.
 func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string, error) {
 	var n notes
-	if r := Gate(h.cfg, a); r != nil {
+	a = normalize(a)
+	if r := gate(h.rules, h.cfg, a); r != nil {
 		inf := ""
 		if r.Inferred {
 			inf = " (inferred)"
@@ -168,9 +210,13 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 		out, err = h.logon(ctx, a, true, &n)
 	case host.ActWebAuthnSignIn:
 		out, err = h.webauthnSignIn(ctx, a, &n)
-	case host.ActRDPSignIn:
-		n.add("RDP with WebAuthn redirection: the in-session browser sign-in reaches the local key")
+	case host.ActRemoteSignIn:
+		n.add("%s with %s redirection: the browser sign-in inside the session reaches the local key", remoteName[via(a)], redirectionName[via(a)])
 		out, err = h.webauthnSignIn(ctx, a, &n)
+	case host.ActRegisterOtherSite:
+		out, err = h.registerOtherSite(ctx, a, &n)
+	case host.ActRegisterOtherTenant:
+		out, err = h.registerOtherTenant(ctx, a, &n)
 	case host.ActSetPIN:
 		out, err = h.setPIN(ctx, a, &n)
 	case host.ActChangePIN:
@@ -203,6 +249,22 @@ func (h *Host) Do(ctx context.Context, a host.Action) (result.Outcome, []string,
 		return result.Outcome{}, n, fmt.Errorf("winmodel: unknown action %q", a.Name)
 	}
 	return out, n, err
+}
+
+var (
+	remoteName      = map[string]string{"rdp": "Remote Desktop", "vdi": "Azure Virtual Desktop (VDI over RDP)", "citrix": "Citrix HDX"}
+	redirectionName = map[string]string{"rdp": "WebAuthn", "vdi": "WebAuthn", "citrix": "FIDO2"}
+)
+
+// withArg returns a copy of args with k set to v.
+func withArg(args map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for key, val := range args {
+		if key != k {
+			out[key] = val
+		}
+	}
+	return out
 }
 
 // wait lets time pass: on a key with its own clock (host.Clock) the clock moves forward, so a
@@ -240,9 +302,9 @@ func (h *Host) openWithInfo(ctx context.Context) (c *client.Client, info *ctap.G
 	return c, info, nil, nil
 }
 
-// open connects to the key as Windows does for each operation.
+// open connects to the key as Windows does for each operation, through Windows' HID timeouts.
 func (h *Host) open(ctx context.Context) (*client.Client, error) {
-	c, err := h.key.Client(ctx, nil)
+	c, err := h.key.Client(ctx, host.ClientOptions{HID: hidFor(h.key, SilenceLimit, h.wallSlack, clock.Real{})})
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: open key: %w", err)
 	}

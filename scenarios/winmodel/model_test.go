@@ -223,8 +223,8 @@ func TestAttestationEnforcement(t *testing.T) {
 // untrusted hides a key's root from the model.
 type untrusted struct{ k *emuKey }
 
-func (u untrusted) Client(ctx context.Context, rec func(client.Exchange)) (*client.Client, error) {
-	return u.k.Client(ctx, rec)
+func (u untrusted) Client(ctx context.Context, o host.ClientOptions) (*client.Client, error) {
+	return u.k.Client(ctx, o)
 }
 func (u untrusted) Replug(ctx context.Context) error { return u.k.Replug(ctx) }
 func (u untrusted) Describe() string                 { return "untrusted" }

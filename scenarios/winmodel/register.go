@@ -39,6 +39,43 @@ func requirementsFromInfo(info *ctap.GetInfoResponse, n *notes) *result.Outcome 
 
 // register is Entra "Security info" › Add method › Security key in a browser on this device.
 func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Outcome, error) {
+	return h.registerAt(ctx, a, h.tenant, n)
+}
+
+// registerOtherTenant is the same registration for an account of another organisation (Args
+// tenant): a second Entra account on the key, unknown to this device's tenant.
+func (h *Host) registerOtherTenant(ctx context.Context, a host.Action, n *notes) (result.Outcome, error) {
+	name := a.Args["tenant"]
+	if name == "" {
+		return result.Outcome{}, errMissing(a, "Args tenant")
+	}
+	ten, ok := h.others[name]
+	if !ok {
+		var err error
+		if ten, err = entra.New(entra.Policy{}); err != nil {
+			return result.Outcome{}, err
+		}
+		if h.others == nil {
+			h.others = map[string]*entra.Tenant{}
+		}
+		h.others[name] = ten
+	}
+	n.add("registering with tenant %s, not this device's", name)
+	return h.registerAt(ctx, a, ten, n)
+}
+
+// otherTenantOf names the other tenant that knows a user handle and its account, "" for none.
+func (h *Host) otherTenantOf(handle []byte) (tenant, account string) {
+	for name, ten := range h.others {
+		if acc := ten.AccountByHandle(handle); acc != "" {
+			return name, acc
+		}
+	}
+	return "", ""
+}
+
+// registerAt registers a.Account's key with tenant ten.
+func (h *Host) registerAt(ctx context.Context, a host.Action, ten *entra.Tenant, n *notes) (result.Outcome, error) {
 	if a.Account == "" {
 		return result.Outcome{}, errMissing(a, "Account")
 	}
@@ -60,6 +97,9 @@ func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Ou
 	if o := requirementsFromInfo(info, n); o != nil {
 		return *o, nil
 	}
+	if o, err := h.probe(ctx, PathBrowserRegister, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	if set, has := info.Option("clientPin"); has && !set {
 		if a.PIN == "" {
 			return fail(host.CodePINRequired, "the key has no PIN and none was typed"), nil
@@ -73,7 +113,7 @@ func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Ou
 			return outcomeOf("getInfo", err)
 		}
 	}
-	pend, err := h.tenant.BeginRegistration(a.Account)
+	pend, err := ten.BeginRegistration(a.Account)
 	if err != nil {
 		return result.Outcome{}, err
 	}
@@ -90,13 +130,16 @@ func (h *Host) register(ctx context.Context, a host.Action, n *notes) (result.Ou
 		}
 		req.Options.UV = opts.UV
 	}
+	if o, err := h.probe(ctx, PathBrowserRegister, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	res, err := c.MakeCredential(ctx, req)
 	if err != nil {
 		return outcomeOf("makeCredential", err)
 	}
 	n.add("makeCredential: rk, credProtect %d, hmac-secret, attestation %q; credential %s, AAGUID %x",
 		entra.CredProtectLevel, res.Response.Fmt, shortID(res.CredentialID), attAAGUID(res))
-	cred, err := h.tenant.FinishRegistration(pend, res)
+	cred, err := ten.FinishRegistration(pend, res)
 	if err != nil {
 		return outcomeOf("Entra registration", err)
 	}

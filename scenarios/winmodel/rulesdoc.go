@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/fidolab/fidolab/scenarios/entra"
 )
@@ -29,7 +30,8 @@ func Markdown() string {
 		Rules            []Rule
 		Permits          []Permit
 		OrderNote        string
-	}{entra.RPID, int(entra.CredProtectLevel), Rules, Permits, orderNote})
+		SilenceLimit     time.Duration
+	}{entra.RPID, int(entra.CredProtectLevel), Rules, Permits, orderNote, SilenceLimit})
 	if err != nil {
 		panic(err) // the template and its data are constants; TestDocUpToDate executes it
 	}

@@ -28,9 +28,15 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 		}
 		n.add("unlocking the session of %s", h.session)
 	}
+	if w := h.cfg.HelloForBusiness; w != "" && w != host.WHfBNotConfigured {
+		n.add("Windows Hello for Business %s: security-key sign-in does not depend on it (seed l.77)", w)
+	}
 	c, info, out, err := h.openWithInfo(ctx)
 	if out != nil || err != nil {
 		return deref(out), err
+	}
+	if o, err := h.probe(ctx, PathLogon, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
 	}
 
 	var (
@@ -70,6 +76,9 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 	} else {
 		n.add("the key lacks hmac-secret (getInfo): no offline secret can be used or cached")
 	}
+	if o, err := h.probe(ctx, PathLogon, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	first, err := c.GetAssertion(ctx, req)
 	if err != nil {
 		return outcomeOf("getAssertion", err)
@@ -90,11 +99,17 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 		max(first.NumberOfCredentials, 1), entra.RPID, shortID(first.CredentialID), account)
 
 	if h.online {
+		if ten, acc := h.otherTenantOf(handle); ten != "" {
+			return fail(host.CodeNoCredentials, fmt.Sprintf("the key's first credential is %s's, an account of tenant %s: Windows takes the last account added, and this device's tenant does not know it", acc, ten)), nil
+		}
 		si, err := h.tenant.Redeem(nonce, first)
 		if err != nil {
 			return outcomeOf("Entra sign-in", err)
 		}
 		account = si.UPN
+		if o := h.onPremises(n); o != nil {
+			return *o, nil
+		}
 		if unlock && account != h.session {
 			return fail(host.CodeNoCredentials, fmt.Sprintf("the key's first credential is %s's; the session belongs to %s", account, h.session)), nil
 		}
@@ -119,6 +134,29 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 	n.add("offline: hmac-secret output matches the cache of %s", account)
 	h.session = account
 	return result.Outcome{Kind: kind, Account: account}, nil
+}
+
+// onPremises is the second half of a hybrid joined device's sign-in: Active Directory is primary,
+// so Windows trades the partial TGT Entra issued with the PRT for a full one at a domain
+// controller (reference windows-host.md § On-premises resources for hybrid joined devices). It returns the
+// failure when the organisation did not set that up, nil otherwise.
+func (h *Host) onPremises(n *notes) *result.Outcome {
+	if h.cfg.Join != host.JoinHybrid {
+		return nil
+	}
+	op := h.cfg.OnPrem
+	var o result.Outcome
+	switch {
+	case !op.KerberosServer:
+		o = fail(host.CodeOnPremNotSetUp, "no Microsoft Entra Kerberos server object in the user's domain: Entra issues no partial TGT, so Windows gets no Active Directory ticket")
+	case !op.PatchedDCs:
+		o = fail(host.CodeOnPremNotSetUp, "no patched writable domain controller (Windows Server 2016/2019 with KB4534307/KB4534321) to trade the partial TGT for a full one")
+	default:
+		n.add("hybrid joined: Entra issued a partial TGT with the PRT; a patched domain controller traded it for a full Active Directory TGT")
+		return nil
+	}
+	n.add("hybrid joined: Entra accepted the key, Active Directory did not: %s", o.Reason)
+	return &o
 }
 
 func cacheKey(account string, credID []byte) string {
@@ -152,6 +190,9 @@ func (h *Host) webauthnSignIn(ctx context.Context, a host.Action, n *notes) (res
 	if out != nil || err != nil {
 		return deref(out), err
 	}
+	if o, err := h.probe(ctx, PathBrowserSignIn, AfterGetInfo, c, info, nil, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	nonce, err := h.tenant.IssueNonce()
 	if err != nil {
 		return result.Outcome{}, err
@@ -162,6 +203,9 @@ func (h *Host) webauthnSignIn(ctx context.Context, a host.Action, n *notes) (res
 		return deref(o), err
 	}
 	req.PinUvAuthParam, req.PinUvAuthProtocol, req.Options = v.apply(req.ClientDataHash)
+	if o, err := h.probe(ctx, PathBrowserSignIn, BeforeRequest, c, info, req, n); o != nil || err != nil {
+		return deref(o), err
+	}
 	list, err := c.Assertions(ctx, req)
 	if err != nil {
 		return outcomeOf("getAssertion", err)

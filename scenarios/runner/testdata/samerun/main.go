@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -64,6 +65,13 @@ func run(path string) error {
 		return err
 	}
 	got, want := outcomes(&ext), outcomes(in)
+	// What the key's run left out (scenarios that need a key of their own, or an attestation root
+	// the model can check only for in-process keys) is not compared.
+	for _, c := range in.Cases {
+		if slices.Contains(ext.LeftOut, c.ID) {
+			delete(want, c.ID+"@"+c.Version)
+		}
+	}
 	var diffs []string
 	for k, w := range want {
 		if g, ok := got[k]; !ok {
