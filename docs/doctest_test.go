@@ -104,10 +104,16 @@ func newDocEnv(t *testing.T) *docEnv {
 	build.Dir = repo
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building fidolab: %s", out)
-	// `go run ./cmd/fidolab …` in a block is the binary just built from the same source (one build
-	// instead of a link per command); every other go command is the real one.
-	wrapper := "#!/bin/sh\nif [ \"$1\" = run ] && [ \"$2\" = ./cmd/fidolab ]; then shift 2; exec fidolab \"$@\"; fi\nexec " +
-		shellQuote(goBin) + " \"$@\"\n"
+	// `go run ./cmd/fidolab …` and `go build -o NAME ./cmd/fidolab` in a block are the binary just
+	// built from the same source (one build, not one per block); `go test` runs from the
+	// repository itself, so that it shares the build cache instead of compiling the module again
+	// under the work directory's path; every other go command is the real one in the work directory.
+	wrapper := strings.NewReplacer("GO", shellQuote(goBin), "BIN", shellQuote(bin), "REPO", shellQuote(repo)).Replace(`#!/bin/sh
+if [ "$1" = run ] && [ "$2" = ./cmd/fidolab ]; then shift 2; exec fidolab "$@"; fi
+if [ $# -eq 4 ] && [ "$1" = build ] && [ "$2" = -o ] && [ "$4" = ./cmd/fidolab ]; then exec cp BIN/fidolab "$3"; fi
+if [ "$1" = test ]; then exec GO -C REPO "$@"; fi
+exec GO "$@"
+`)
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "go"), []byte(wrapper), 0o755))
 	// HOME is the work directory (a block's ~/ stays in it); the Go caches stay where they are.
 	goenv, err := exec.Command(goBin, "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
