@@ -153,7 +153,7 @@ func (e *docEnv) workDir(t *testing.T) string {
 		require.NoError(t, os.Symlink(filepath.Join(e.repo, en.Name()), filepath.Join(dir, en.Name())))
 	}
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "tmp"), 0o700))
-	t.Cleanup(func() { stopAll(dir) }) // the file's servers, before its directory goes
+	t.Cleanup(func() { stopAll(t, dir) }) // the file's servers, before its directory goes
 	return dir
 }
 
@@ -296,7 +296,7 @@ func (e *docEnv) background(t *testing.T, work string, b Block, timeout time.Dur
 			<-done
 		}
 	}
-	e.registerStop(work, stop)
+	e.registerStop(work, server{name: b.Name(), stop: stop, out: out})
 	if b.Annot.WaitFor == "" {
 		return
 	}
@@ -317,26 +317,37 @@ func (e *docEnv) background(t *testing.T, work string, b Block, timeout time.Dur
 	}
 }
 
+// server is a running background block.
+type server struct {
+	name string
+	stop func()
+	out  *syncBuffer
+}
+
 var (
 	stopsMu sync.Mutex
-	stops   = map[string][]func(){}
+	stops   = map[string][]server{}
 )
 
 // registerStop remembers how to stop a background block of the work directory.
-func (e *docEnv) registerStop(work string, stop func()) {
+func (e *docEnv) registerStop(work string, s server) {
 	stopsMu.Lock()
 	defer stopsMu.Unlock()
-	stops[work] = append(stops[work], stop)
+	stops[work] = append(stops[work], s)
 }
 
-// stopAll stops the background blocks of a work directory, newest first.
-func stopAll(work string) {
+// stopAll stops the background blocks of a work directory, newest first; when the file's test
+// failed, it shows what each server printed.
+func stopAll(t *testing.T, work string) {
 	stopsMu.Lock()
 	s := stops[work]
 	delete(stops, work)
 	stopsMu.Unlock()
 	for i := len(s) - 1; i >= 0; i-- {
-		s[i]()
+		s[i].stop()
+		if t.Failed() {
+			t.Logf("%s (background) printed:\n%s", s[i].name, s[i].out.String())
+		}
 	}
 }
 
