@@ -219,7 +219,10 @@ func (r *request) waitingForUser(on bool) {
 
 // HandleCBOR implements ctaphid.Handler.
 func (a *Authenticator) HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte {
-	start := a.clock.Now()
+	var start time.Time
+	if a.observe != nil { // reading the clock costs ~0.1 µs: only when someone is told the time
+		start = a.clock.Now()
+	}
 	if len(req) == 0 {
 		return []byte{byte(ctap.ErrInvalidLength)}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
+	"github.com/fidolab/fidolab/ctap/ctaphid"
 )
 
 // nextAssertionTimeout is how long after the previous call getNextAssertion may continue
@@ -32,6 +33,11 @@ type assertionQueue struct {
 	ids   [][]byte
 	total int
 	last  time.Time
+	// channel is the CTAPHID channel the getAssertion came on (hasChannel false when it came
+	// from outside a CTAPHID device): only that channel may continue the sequence, so another
+	// host on the same key cannot collect the rest of someone else's accounts.
+	channel    uint32
+	hasChannel bool
 }
 
 // getAssertion is authenticatorGetAssertion (CTAP 2.1 §6.2).
@@ -131,6 +137,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if n > 1 {
 		resp.NumberOfCredentials = n
 		q := &assertionQueue{assertionCtx: ac, total: n, last: a.clock.Now()}
+		q.channel, q.hasChannel = ctaphid.Channel(ctx)
 		for _, c := range creds[1:] {
 			q.ids = append(q.ids, c.id)
 		}
@@ -239,19 +246,25 @@ func (a *Authenticator) locateCredentials(allow []ctap.CredentialDescriptor, ac 
 
 // assertion signs one assertion for c, with its extension outputs.
 func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecretSession, userDetails bool) (*ctap.GetAssertionResponse, error) {
-	exts := map[string]any{}
+	var exts map[string]any // made only for an extension output: most assertions have none
+	put := func(name string, v any) {
+		if exts == nil {
+			exts = map[string]any{}
+		}
+		exts[name] = v
+	}
 	if hs != nil && c.hmacSecret {
 		out, err := a.hmacSecretOutput(hs, c, ac.uv)
 		if err != nil {
 			return nil, err
 		}
-		exts[extHMACSecret] = out
+		put(extHMACSecret, out)
 	}
 	if ac.ext.credBlob {
-		exts[extCredBlob] = append([]byte{}, c.blob...)
+		put(extCredBlob, append([]byte{}, c.blob...))
 	}
 	if ac.thirdPartyPayment {
-		exts[extThirdPartyPayment] = isThirdPartyPayment(c.id)
+		put(extThirdPartyPayment, isThirdPartyPayment(c.id))
 	}
 	ad, err := a.newAuthData(ac.rpIDHash, exts)
 	if err != nil {
@@ -288,14 +301,20 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 }
 
 // getNextAssertion is authenticatorGetNextAssertion (§6.3): the next credential of the last
-// getAssertion without allowList, within 30 s of the previous call.
-func (a *Authenticator) getNextAssertion(_ context.Context, _ *request) (any, error) {
+// getAssertion without allowList, within 30 s of the previous call, on the channel that sent
+// that getAssertion.
+func (a *Authenticator) getNextAssertion(ctx context.Context, _ *request) (any, error) {
 	a.mu.Lock()
 	q := a.next
 	if q == nil || len(q.ids) == 0 {
 		a.next = nil
 		a.mu.Unlock()
 		return nil, ctap.Errorf(ctap.ErrNotAllowed, "no getAssertion to continue")
+	}
+	if ch, ok := ctaphid.Channel(ctx); ok != q.hasChannel || ch != q.channel {
+		// Refused and left alone: the host that began the sequence may still continue it.
+		a.mu.Unlock()
+		return nil, ctap.Errorf(ctap.ErrNotAllowed, "getNextAssertion from another channel than its getAssertion")
 	}
 	now := a.clock.Now()
 	if now.Sub(q.last) > nextAssertionTimeout {

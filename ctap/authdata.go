@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -109,4 +110,21 @@ func ParseAuthData(b []byte) (*AuthData, error) {
 		return nil, fmt.Errorf("authData: %d trailing bytes", len(rest))
 	}
 	return a, nil
+}
+
+// FlagNames names the authenticator data flags set in f ("UP|UV|AT"), "none" when none is.
+func FlagNames(f byte) string {
+	var names []string
+	for _, x := range []struct {
+		bit  byte
+		name string
+	}{{FlagUP, "UP"}, {FlagUV, "UV"}, {FlagBE, "BE"}, {FlagBS, "BS"}, {FlagAT, "AT"}, {FlagED, "ED"}} {
+		if f&x.bit != 0 {
+			names = append(names, x.name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, "|")
 }

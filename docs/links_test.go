@@ -1,5 +1,3 @@
-// Package docs holds no code: its test checks that README.md and every Markdown file under docs/
-// stand alone, with every relative link resolving inside the repository.
 package docs
 
 import (
@@ -16,7 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestLinksResolve: a reader of the repository can follow every citation of README.md and docs/.
+// TestLinksResolve: a reader of the repository can follow every citation of README.md and docs/:
+// every relative link, and every path of the repository named in a code span, resolves inside it.
 func TestLinksResolve(t *testing.T) {
 	t.Parallel()
 	files := []string{"README.md"}
@@ -44,6 +43,11 @@ func check(t *testing.T, root string, files []string) (problems []string, links 
 			// The project's shared folder sits beside a checkout, not in it: a reader does not have it.
 			if outside.MatchString(line) {
 				problems = append(problems, fmt.Sprintf("%s:%d: cites a file outside the repository: %s", name, i+1, strings.TrimSpace(line)))
+			}
+		}
+		for _, c := range citedPaths(root, text) {
+			if msg := resolveCited(root, c.path); msg != "" {
+				problems = append(problems, fmt.Sprintf("%s:%d: `%s`: %s (an external file needs its owner/repo before it)", name, c.line, c.path, msg))
 			}
 		}
 		for _, target := range linkTargets(text) {
@@ -89,6 +93,77 @@ func linkTargets(text string) []string {
 		}
 	}
 	return out
+}
+
+type citation struct {
+	path string
+	line int
+}
+
+var (
+	pathSpan = regexp.MustCompile("`(\\.?[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.*<>…-]*)+)`")
+	// ownerRepo ends the text before an external citation: "google/OpenSK `libraries/…`",
+	// "MicrosoftDocs/entra-docs, `docs/identity/…`".
+	placeholder = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	ownerRepo   = regexp.MustCompile(`[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+,?\s*\(?$`)
+)
+
+// citedPaths returns the code spans of text's prose that name a path under one of root's top-level
+// entries (`authenticator/store`, `harness/trace/testdata/session.trace.jsonl`), except those an
+// owner/repo marks as another project's.
+func citedPaths(root, text string) []citation {
+	top := map[string]bool{}
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		top[e.Name()] = true
+	}
+	var out []citation
+	inCode := false
+	prev := ""
+	for i, line := range strings.Split(text, "\n") {
+		if fence.MatchString(line) {
+			inCode = !inCode
+			continue
+		}
+		if inCode {
+			continue
+		}
+		for _, m := range pathSpan.FindAllStringSubmatchIndex(line, -1) {
+			p := line[m[2]:m[3]]
+			first, _, _ := strings.Cut(strings.TrimPrefix(p, "./"), "/")
+			before := strings.TrimRight(prev+" "+line[:m[0]], " ")
+			if !top[first] || first == ".git" || ownerRepo.MatchString(before) {
+				continue
+			}
+			out = append(out, citation{path: p, line: i + 1})
+		}
+		prev = line
+	}
+	return out
+}
+
+// resolveCited checks that a cited repository path exists ("" when it does). A template
+// (`ctap/<command>.go`, `…`) is not checked; a glob must match something.
+func resolveCited(root, p string) string {
+	if strings.ContainsAny(p, "<>…") {
+		return ""
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if placeholder.MatchString(seg) {
+			return "" // `transport/NAME`
+		}
+	}
+	full := filepath.Join(root, filepath.FromSlash(strings.TrimSuffix(p, "/")))
+	if strings.Contains(p, "*") {
+		if m, _ := filepath.Glob(full); len(m) == 0 {
+			return "no file in the repository matches it"
+		}
+		return ""
+	}
+	if _, err := os.Stat(full); err != nil {
+		return "no such file in the repository"
+	}
+	return ""
 }
 
 // resolve checks one relative link of file from; "" means it resolves.
@@ -173,12 +248,16 @@ func TestCheckFindsWhatDoesNotResolve(t *testing.T) {
 		"[anchor](a.md#third-part)",
 		"Sources: `../shared/reference/windows-host.md`",
 		"[ref]: nowhere.md",
+		"Cited: `docs/a.md`, `docs/*.md`, `docs/<name>.md`, `docs/NAME`, `other/x.go` (not a top-level entry),",
+		"google/OpenSK `docs/opensk.rs`, MicrosoftDocs/entra-docs,",
+		"`docs/identity/x.md`; but `docs/gone.go` and `docs/*.txt` are missing.",
 	}, "\n")+"\n")
 	problems, links := check(t, root, []string{"README.md", "docs/a.md", "docs/b.md"})
 	require.Equal(t, 10, links)
-	require.Len(t, problems, 5, strings.Join(problems, "\n"))
+	require.Len(t, problems, 7, strings.Join(problems, "\n"))
 	for i, want := range []string{"no such file", "leaves the repository", "no heading #third-part",
-		"outside the repository", "nowhere.md: no such file"} {
+		"outside the repository", "nowhere.md: no such file", "`docs/gone.go`: no such file",
+		"`docs/*.txt`: no file in the repository matches it"} {
 		require.Contains(t, strings.Join(problems, "\n"), want, i)
 	}
 }

@@ -162,11 +162,15 @@ func getAssertionRequest(b *testing.B, r *rig) []byte {
 	})
 }
 
-// stdlibRuns collects the ns/op of every stdlib-sign run of one top-level benchmark (with -count N
-// a sub-benchmark runs N times in a row), so later sub-benchmarks can report a ratio to their median.
-type stdlibRuns []float64
+// stdlibRuns collects the ns/op (and the process CPU per op) of every stdlib-sign run of one
+// top-level benchmark (with -count N a sub-benchmark runs N times in a row), so later
+// sub-benchmarks can report a ratio to their median.
+type stdlibRuns struct{ wall, cpu []float64 }
 
-func (r stdlibRuns) median() float64 {
+func (r *stdlibRuns) median() float64    { return median(r.wall) }
+func (r *stdlibRuns) medianCPU() float64 { return median(r.cpu) }
+
+func median(r []float64) float64 {
 	if len(r) == 0 {
 		return 0
 	}
@@ -185,12 +189,16 @@ func stdlibSign(b *testing.B, out *stdlibRuns) {
 		b.Fatal(err)
 	}
 	digest := sha256.Sum256([]byte("benchmark clientDataHash || authenticatorData"))
+	start := cpuTime()
 	for b.Loop() {
 		if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	*out = append(*out, float64(b.Elapsed().Nanoseconds())/float64(b.N))
+	cpu := float64(cpuTime()-start) / float64(b.N)
+	b.ReportMetric(cpu, "cpu-ns/op")
+	out.wall = append(out.wall, float64(b.Elapsed().Nanoseconds())/float64(b.N))
+	out.cpu = append(out.cpu, cpu)
 }
 
 // reportRatio adds the "stdlib-signs" metric: this benchmark's time per op in units of one
@@ -258,6 +266,7 @@ func BenchmarkGetAssertion(b *testing.B) {
 	b.Run("inprocess-memory", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, memStore, nil), &std)
 	})
+	b.Run("sustained", func(b *testing.B) { sustainedLoop(b, &std) })
 	// The same as inprocess with a trace recorder on the host connection (fidolab run --trace):
 	// its cost is the difference between the two, and trace-bytes/op is the trace's growth.
 	b.Run("inprocess-traced", func(b *testing.B) {
@@ -292,6 +301,14 @@ func BenchmarkGetAssertion(b *testing.B) {
 	})
 	b.Run("socket", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, socketConn(b)), &std)
+	})
+	// The floors (floor_test.go): the authenticator alone, and the bare socket round trip.
+	b.Run("handlecbor", func(b *testing.B) {
+		handleCBORLoop(b, newRig(b, fileStore, nil), &std)
+	})
+	b.Run("socket-floor", func(b *testing.B) {
+		socketFloorLoop(b, newRig(b, fileStore, nil))
+		reportRatio(b, &std)
 	})
 	b.Run("usbredir", func(b *testing.B) {
 		getAssertionLoop(b, newRig(b, fileStore, usbredirConn(b)), &std)

@@ -33,21 +33,32 @@ func Handler(k *emulator.Key) http.Handler { return NewHandler(k, Options{}) }
 
 // NewHandler is Handler with options.
 func NewHandler(k *emulator.Key, o Options) http.Handler {
-	s := &server{k: k}
+	return o.guard(keyMux(&server{k: k}, true))
+}
+
+// keyMux routes one key's API. With anyUSB, /usbN/touch and /usbN/power answer for any N (one
+// key per server); without, the key's API is mounted under its own /usbN/ (FleetHandler) and
+// answers /touch and /power itself.
+func keyMux(s *server, anyUSB bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.root)
 	mux.HandleFunc("GET /state", s.state)
 	mux.HandleFunc("GET /knobs", s.knobs)
 	mux.HandleFunc("PUT /knobs", s.putKnobs)
 	mux.HandleFunc("PATCH /knobs", s.patchKnobs)
-	mux.HandleFunc("GET /{usb}/touch/{onoff}", s.usbTouch)
-	mux.HandleFunc("GET /{usb}/power/{onoff}", s.usbPower)
+	if anyUSB {
+		mux.HandleFunc("GET /{usb}/touch/{onoff}", s.usbTouch)
+		mux.HandleFunc("GET /{usb}/power/{onoff}", s.usbPower)
+	} else {
+		mux.HandleFunc("GET /touch/{onoff}", s.touchSwitch)
+		mux.HandleFunc("GET /power/{onoff}", s.power)
+	}
 	mux.HandleFunc("POST /user", s.setUser)
 	mux.HandleFunc("POST /user/touch", s.touch)
 	mux.HandleFunc("POST /power/{onoff}", s.power)
 	mux.HandleFunc("POST /faults", s.setFaults)
 	mux.HandleFunc("DELETE /faults", s.clearFaults)
-	return o.guard(mux)
+	return mux
 }
 
 type server struct{ k *emulator.Key }
@@ -96,6 +107,11 @@ func (s *server) usbTouch(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such path")
 		return
 	}
+	s.touchSwitch(w, r)
+}
+
+// touchSwitch puts a finger on the key (on) or lifts it (off), in manual mode.
+func (s *server) touchSwitch(w http.ResponseWriter, r *http.Request) {
 	on, ok := onOff(w, r)
 	if !ok {
 		return

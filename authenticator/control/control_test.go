@@ -158,7 +158,7 @@ func TestKnobs(t *testing.T) {
 	ctx := context.Background()
 	n := knobsOf(t, srv)
 	require.Equal(t, emulator.Knobs{Plugged: true, User: "yes", Keepalive: true, KeepaliveIntervalMs: 100,
-		MessageTimeoutMs: 750, FailNext: []string{}}, n, "a fresh default key")
+		MessageTimeoutMs: 3000, FailNext: []string{}}, n, "a fresh default key")
 	require.Equal(t, k.Knobs(), n)
 
 	// PUT sets them all; what GET returns can be PUT back unchanged.
@@ -179,7 +179,7 @@ func TestKnobs(t *testing.T) {
 	before := knobsOf(t, srv)
 	for _, body := range []string{`{"user":"yes"}`, strings.Replace(mustJSON(t, before), `"user":"no"`, `"user":"perhaps"`, 1),
 		strings.Replace(mustJSON(t, before), `"silent":0`, `"silent":-1`, 1),
-		strings.Replace(mustJSON(t, before), `"messageTimeoutMs":750`, `"messageTimeoutMs":0`, 1),
+		strings.Replace(mustJSON(t, before), `"messageTimeoutMs":3000`, `"messageTimeoutMs":0`, 1),
 		strings.Replace(mustJSON(t, before), `"plugged":true`, `"plugged":true,"wings":2`, 1)} {
 		code, m := call(t, "PUT", srv.URL+"/knobs", body)
 		require.Equal(t, http.StatusBadRequest, code, body)

@@ -66,9 +66,22 @@ func Serve(ctx context.Context, l net.Listener, k *emulator.Key, o Options) erro
 	if o.Addr == nil {
 		o.Addr = l.Addr()
 	}
+	return serveHandler(ctx, l, NewHandler(k, o), o)
+}
+
+// ServeFleet is Serve for the keys of serve --keys N (FleetHandler).
+func ServeFleet(ctx context.Context, l net.Listener, keys []Entry, o Options) error {
+	if o.Addr == nil {
+		o.Addr = l.Addr()
+	}
+	return serveHandler(ctx, l, NewFleetHandler(keys, o), o)
+}
+
+// serveHandler serves h on l with o's limits until ctx ends.
+func serveHandler(ctx context.Context, l net.Listener, h http.Handler, o Options) error {
 	lim := o.Limits.withDefaults()
 	srv := &http.Server{
-		Handler:           NewHandler(k, o),
+		Handler:           h,
 		ReadHeaderTimeout: lim.ReadHeader,
 		ReadTimeout:       lim.Read,
 		WriteTimeout:      lim.Write,

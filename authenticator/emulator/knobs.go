@@ -38,8 +38,8 @@ type Knobs struct {
 	// about half a second).
 	Keepalive           bool `json:"keepalive"`
 	KeepaliveIntervalMs int  `json:"keepaliveIntervalMs"`
-	// MessageTimeoutMs is how long an incomplete CTAPHID message waits for its next packet
-	// before CTAPHID_ERROR ERR_MSG_TIMEOUT.
+	// MessageTimeoutMs is how long a CTAPHID message may take from its first packet to its
+	// last before CTAPHID_ERROR ERR_MSG_TIMEOUT: one deadline per message, not per packet.
 	MessageTimeoutMs int `json:"messageTimeoutMs"`
 	// FailNext answers the next CBOR requests with these statuses, one each, instead of running
 	// them. Statuses by name (CTAP2_ERR_PIN_INVALID, ERR_PIN_INVALID) or number (0x31); they

@@ -31,6 +31,7 @@ var (
 type PrivateKey struct {
 	mu      sync.RWMutex
 	d       *bigmod.Nat // nil once destroyed
+	dm      ordElement  // d·R mod n (Montgomery form), for the request path; wiped with d
 	pubOnce sync.Once
 	pub     *ecdsa.PublicKey // set by pubOnce; nil if destroyed before first use
 }
@@ -47,7 +48,15 @@ func NewPrivateKey(scalar []byte) (*PrivateKey, error) {
 	}
 	// d in [1, n-1] always has a valid public point, so deferring its
 	// computation to Public cannot turn a rejected key into an accepted one.
-	return &PrivateKey{d: d}, nil
+	k := &PrivateKey{d: d}
+	var b [32]byte
+	var x ordElement
+	copy(b[:], scalar)
+	ordFromBytes(&x, &b) // < n: bigmod checked it
+	ordMul(&k.dm, &x, &ordRR)
+	clear(b[:])
+	clear(x[:])
+	return k, nil
 }
 
 // PrivateKeyFromECDSA converts a P-256 crypto/ecdsa key.
@@ -149,6 +158,7 @@ func (k *PrivateKey) Destroy() {
 	if k.d != nil {
 		clear(k.d.Bits())
 		k.d = nil
+		clear(k.dm[:])
 	}
 }
 

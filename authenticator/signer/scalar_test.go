@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"testing"
 
-	"filippo.io/bigmod"
 	"github.com/stretchr/testify/require"
 )
 
@@ -110,7 +109,7 @@ func TestOrdFromBytes(t *testing.T) {
 	}
 }
 
-func TestHashToNat(t *testing.T) {
+func TestDigestToOrd(t *testing.T) {
 	t.Parallel()
 	ff := make([]byte, 64)
 	for i := range ff {
@@ -133,11 +132,32 @@ func TestHashToNat(t *testing.T) {
 	for _, tc := range tests {
 		want := new(big.Int).SetBytes(tc.digest[:min(32, len(tc.digest))])
 		want.Mod(want, bigN)
-		e := bigmod.NewNat()
-		require.NoError(t, hashToNat(e, tc.digest), tc.name)
-		var got [32]byte
-		natToBytes(&got, e)
-		require.Equal(t, 0, new(big.Int).SetBytes(got[:]).Cmp(want), tc.name)
+		var e ordElement
+		digestToOrd(&e, tc.digest)
+		require.Equal(t, 0, ordToBig(&e).Cmp(want), tc.name)
+	}
+}
+
+func TestOrdAddMatchesBig(t *testing.T) {
+	t.Parallel()
+	nm1 := new(big.Int).Sub(bigN, big.NewInt(1))
+	edges := []*big.Int{big.NewInt(0), big.NewInt(1), nm1, new(big.Int).Rsh(bigN, 1),
+		new(big.Int).Add(new(big.Int).Rsh(bigN, 1), big.NewInt(1))}
+	check := func(a, b *big.Int) {
+		x, y := ordFromBig(t, a), ordFromBig(t, b)
+		var z ordElement
+		ordAdd(&z, &x, &y)
+		want := new(big.Int).Add(a, b)
+		want.Mod(want, bigN)
+		require.Equal(t, 0, ordToBig(&z).Cmp(want), "%x + %x", a, b)
+	}
+	for _, a := range edges {
+		for _, b := range edges {
+			check(a, b)
+		}
+	}
+	for range 2000 {
+		check(randScalar(t), randScalar(t))
 	}
 }
 

@@ -36,7 +36,7 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 		return flag.ErrHelp
 	}
 	fs := newFlags("fidolab key "+sub, stderr)
-	state := fs.String("state", "", "the key's state file (required)")
+	state := fs.String("state", "", "the key's state file (required); for info and list, a directory of serve --keys state files")
 	stateKey := stateKeyFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	var id, rp, userName *string
@@ -58,6 +58,9 @@ func cmdKey(args []string, stdout, stderr io.Writer) error {
 	}
 	if *state == "" {
 		return usagef("--state FILE is required")
+	}
+	if isStateDir(*state) {
+		return keyDir(stdout, sub, *state, *stateKey, *asJSON)
 	}
 	if err := emulator.CheckStateFile(*state); err != nil {
 		return err

@@ -36,8 +36,10 @@ usage:
   fidolab serve   [--persona NAME|FILE] [--state FILE [--state-key-file FILE]] [--transport socket|usbredir|usbip|uhid|gadget]
                   [--listen unix:PATH|tcp:127.0.0.1:PORT [--allow-remote]] [--busid 1-1] [--control 127.0.0.1:PORT [--control-token FILE]]
                   [--user POLICY] [--log LEVEL] [--trace FILE [--trace-secrets]]
+                  [--keys N --listen unix:DIR/ [--state DIR/]]   N keys, each its own socket, state file and /usbN/
                   [--uhid /dev/uhid] [--udc NAME] [--configfs DIR] [--gadget-name NAME]   (uhid, gadget: Linux)
   fidolab key     info|list|delete|reset|seal --state FILE [--state-key-file FILE] [--json] ...
+                  (info and list also take --state DIR/: every key of serve --keys)
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)

@@ -24,7 +24,8 @@ import (
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fidolab serve", stderr)
 	personaRef := fs.String("persona", "", "persona name or YAML file (default: the state file's, else \"default\")")
-	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory")
+	state := fs.String("state", "", "state file (created with mode 0600); empty keeps the key in memory; with --keys, a directory")
+	keys := fs.Int("keys", 0, "serve this many keys from one process, each with its own endpoint (--listen unix:DIR/), state file (--state DIR/) and control path /usbN/")
 	stateKey := stateKeyFlag(fs)
 	transport := fs.String("transport", "socket", "how the key is exposed: "+transportNames())
 	listen := fs.String("listen", "", "unix:PATH or tcp:HOST:PORT (default: socket unix:fidolab.sock, usbredir unix:fidolab-usbredir.sock, usbip tcp:127.0.0.1:3240)")
@@ -68,6 +69,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	eo := exposeOptions{listen: *listen, allowRemote: *allowRemote, busID: *busID, device: dev, logger: logger, stderr: stderr}
 	if eo.listen == "" {
 		eo.listen = exp.defaultListen
+		if *keys != 0 && exp.keyEndpoint != nil && strings.HasPrefix(eo.listen, "unix:") {
+			eo.listen = "unix:fidolab-keys/"
+		}
 	}
 	if eo.listen != "" {
 		if err := checkListen(eo); err != nil {
@@ -78,6 +82,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		if err := exp.check(eo); err != nil {
 			return usagef("--transport %s: %v", *transport, err)
 		}
+	}
+	if *keys != 0 {
+		return serveKeys(keysConfig{n: *keys, transport: *transport, exp: exp, eo: eo, stateDir: *state,
+			stateKey: *stateKey, persona: p, userPolicy: *userPolicy, logger: logger, control: *ctl, ctlOpts: ctlOpts, trace: tf,
+			stderr: stderr})
 	}
 	storeOpts, err := stateKeyOptions(*stateKey, *state)
 	if err != nil {

@@ -33,6 +33,11 @@ type exposer struct {
 	defaultListen string
 	check         func(o exposeOptions) error
 	start         func(ctx context.Context, k *emulator.Key, o exposeOptions) (serve func() error, where string, err error)
+	// keyEndpoint lets the transport serve several keys from one process (serve --keys N), each
+	// on an endpoint of its own: it derives key n's options (1…N) from the command line's, e.g.
+	// its own --listen. start is then called once per key with them. A transport without it
+	// serves one key per process. See docs/serving.md, "Many keys in one process".
+	keyEndpoint func(o exposeOptions, n int) (exposeOptions, error)
 }
 
 // deviceExposer is the uhid or gadget transport: the key becomes a device of this machine's kernel.
@@ -48,6 +53,7 @@ var exposers = map[string]exposer{
 	"gadget": deviceExposer("gadget"),
 	"socket": {
 		defaultListen: "unix:fidolab.sock",
+		keyEndpoint:   perKeyListen,
 		start: func(ctx context.Context, k *emulator.Key, o exposeOptions) (func() error, string, error) {
 			l, where, err := listen(o)
 			if err != nil {
@@ -58,6 +64,7 @@ var exposers = map[string]exposer{
 	},
 	"usbredir": {
 		defaultListen: "unix:fidolab-usbredir.sock",
+		keyEndpoint:   perKeyListen, // a usb-redir socket per key, as the socket transport
 		start: func(ctx context.Context, k *emulator.Key, o exposeOptions) (func() error, string, error) {
 			l, where, err := listen(o)
 			if err != nil {

@@ -14,6 +14,8 @@ import (
 
 // ReportConn carries raw 64-byte reports between a host and a device. Implementations allow one
 // WriteReport and one ReadReport at the same time, and WriteReport does not keep r after it returns.
+// The report ReadReport returns may be overwritten by the next ReadReport: a caller copies what it
+// keeps (an in-process connection then hands reports over without allocating).
 type ReportConn interface {
 	WriteReport(ctx context.Context, r []byte) error
 	ReadReport(ctx context.Context) ([]byte, error)
@@ -26,6 +28,22 @@ type ReportConn interface {
 type TimedReportConn interface {
 	ReportConn
 	ReadReportAt(ctx context.Context) (r []byte, at time.Time, err error)
+}
+
+// ReportsWriter is a ReportConn that writes several whole reports at once (a socket: one write
+// system call per message instead of one per report). The Client writes every message it sends
+// with one WriteReports call when its connection has it.
+type ReportsWriter interface {
+	// WriteReports writes reports, a whole number of 64-byte reports, in order.
+	WriteReports(ctx context.Context, reports []byte) error
+}
+
+// PendingRunner is a ReportConn to a Device in the same process that can run the CBOR request the
+// host just wrote on the host's goroutine (Port.RunPending; transport/inproc's Conn). The Client
+// calls it after writing a CBOR request and before reading the answer, so an in-process request
+// costs no hand-off between goroutines.
+type PendingRunner interface {
+	RunPending() bool
 }
 
 // InitInfo is a device's answer to CTAPHID_INIT.
@@ -74,6 +92,7 @@ type Client struct {
 	rx   Reassembler // guarded by txMu
 	wMu  sync.Mutex  // Cancel writes while a transaction reads
 	wbuf [ReportSize]byte
+	wall []byte // a whole message's reports, for a ReportsWriter
 
 	mu       sync.Mutex
 	cid      uint32
@@ -154,15 +173,24 @@ func (c *Client) Transact(ctx context.Context, cmd byte, payload []byte) ([]byte
 		}
 		cid = info.CID
 	}
+	if cmd == CmdCBOR {
+		c.setInFlight(true) // before the request leaves: Cancel must find it from then on
+		defer c.setInFlight(false)
+	}
 	if err := c.writeMessage(ctx, cid, cmd, payload); err != nil {
 		c.markStale()
 		return nil, err
 	}
-	if cmd == CmdCBOR {
-		c.setInFlight(true)
-		defer c.setInFlight(false)
-	}
 	rctx, cancelled := ctx, false
+	if r, ok := c.conn.(PendingRunner); ok && cmd == CmdCBOR {
+		if c.runPending(ctx, r) {
+			// CANCEL went out while the request ran: read its final response as below.
+			cancelled = true
+			dctx, stop := context.WithTimeout(context.Background(), cancelDrain)
+			defer stop()
+			rctx = dctx
+		}
+	}
 	for {
 		msg, err := c.readMessage(rctx, cid)
 		if err != nil {
@@ -203,6 +231,27 @@ func (c *Client) Transact(ctx context.Context, cmd byte, payload []byte) ([]byte
 			return nil, fmt.Errorf("ctaphid: answer to command %02x has command %02x", cmd, msg.Cmd)
 		}
 	}
+}
+
+// runPending runs the request just written on this goroutine. The host's part goes on meanwhile:
+// if ctx ends during a CBOR request, CANCEL is sent as Transact would send it; runPending then
+// reports true and Transact reads the final response as after any CANCEL.
+func (c *Client) runPending(ctx context.Context, r PendingRunner) (cancelled bool) {
+	if ctx.Done() == nil {
+		r.RunPending()
+		return false
+	}
+	sent := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.Cancel()
+		close(sent)
+	})
+	r.RunPending()
+	if stop() {
+		return false
+	}
+	<-sent // the CANCEL is on its way: its answer is what the request ends with
+	return true
 }
 
 // Cancel sends CTAPHID_CANCEL on the client's channel if a CBOR request is in flight; the request
@@ -265,10 +314,23 @@ func (c *Client) markStale() {
 func (c *Client) writeMessage(ctx context.Context, cid uint32, cmd byte, payload []byte) error {
 	c.wMu.Lock()
 	defer c.wMu.Unlock()
-	err := eachPacket(&c.wbuf, cid, cmd, payload, func(r []byte) error { return c.conn.WriteReport(ctx, r) })
+	var err error
+	if w, ok := c.conn.(ReportsWriter); ok {
+		c.wall = c.wall[:0]
+		if err = eachPacket(&c.wbuf, cid, cmd, payload, c.appendReport); err == nil {
+			err = w.WriteReports(ctx, c.wall)
+		}
+	} else {
+		err = eachPacket(&c.wbuf, cid, cmd, payload, func(r []byte) error { return c.conn.WriteReport(ctx, r) })
+	}
 	if err != nil {
 		return fmt.Errorf("ctaphid: writing command %02x: %w", cmd, err)
 	}
+	return nil
+}
+
+func (c *Client) appendReport(r []byte) error {
+	c.wall = append(c.wall, r...)
 	return nil
 }
 

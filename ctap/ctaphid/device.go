@@ -2,8 +2,10 @@ package ctaphid
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +17,8 @@ import (
 type Handler interface {
 	// HandleCBOR processes one CTAPHID_CBOR payload (command byte + CBOR) and returns the response payload
 	// (status byte + CBOR). setStatus switches the keepalive status (StatusUPNeeded while waiting for the user,
-	// StatusProcessing otherwise). ctx is cancelled by CTAPHID_CANCEL on that channel, by PowerCycle, or when
+	// StatusProcessing otherwise); it acts on the request being handled and must not be called after
+	// HandleCBOR returns. ctx is cancelled by CTAPHID_CANCEL on that channel, by PowerCycle, or when
 	// the port closes; the handler should then return CTAP2_ERR_KEEPALIVE_CANCEL (0x2D) within 50 ms.
 	HandleCBOR(ctx context.Context, req []byte, setStatus func(byte)) []byte
 	// HandleMSG processes one CTAP1/U2F APDU and returns the response APDU (data + SW1 SW2).
@@ -32,10 +35,13 @@ type DeviceInfo struct {
 
 // Defaults for the Device timers.
 const (
-	// DefaultMessageTimeout is how long a Device waits for the next packet of an incomplete message
-	// before answering ERR_MSG_TIMEOUT. SoloKeys' firmware uses 750 ms of silence, long enough for a
-	// busy host and short enough that a crashed host does not hold the key for long.
-	DefaultMessageTimeout = 750 * time.Millisecond
+	// DefaultMessageTimeout is how long a whole message may take, from its initialization packet
+	// to its last continuation packet, before the Device answers ERR_MSG_TIMEOUT and frees the
+	// channel. It bounds the message, not the gap between packets: with a per-packet timer a host
+	// sending one continuation every 0.7 s held the device (every other channel BUSY) for ~90 s
+	// per message. A full 129-packet message takes a USB host about 130 ms; 3 s is ample for a
+	// slow or loaded host and short enough that a crashed one does not hold the key for long.
+	DefaultMessageTimeout = 3 * time.Second
 	// DefaultKeepaliveInterval is the KEEPALIVE period while a CBOR request runs. Windows gives up on
 	// a key that stays silent for about half a second; the spec suggests 100 ms.
 	DefaultKeepaliveInterval = 100 * time.Millisecond
@@ -49,8 +55,8 @@ const (
 // Timing is a Device's timer settings. SetTiming changes them while the device runs: the next
 // message or request uses the new values.
 type Timing struct {
-	// MessageTimeout is how long an incomplete message may wait for its next packet; 0 means
-	// DefaultMessageTimeout.
+	// MessageTimeout is how long a whole message may take from its first packet to its last;
+	// 0 means DefaultMessageTimeout.
 	MessageTimeout time.Duration
 	// KeepaliveInterval is the KEEPALIVE period while a CBOR request runs; 0 means
 	// DefaultKeepaliveInterval.
@@ -72,8 +78,10 @@ func (t Timing) withDefaults() Timing {
 }
 
 type config struct {
-	timing Timing
-	clock  clock.Clock
+	timing    Timing
+	clock     clock.Clock
+	rand      io.Reader
+	pullGrace time.Duration
 }
 
 // Option configures a Device.
@@ -83,7 +91,21 @@ type Option func(*config)
 // expiry) and of the times its reports carry (OpenTimed); the default is the wall clock.
 func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c } }
 
-// WithMessageTimeout sets how long an incomplete message may wait for its next packet.
+// WithChannelRand sets the source of channel IDs (crypto/rand by default). For tests only: a
+// predictable source lets one host guess another's channel and CANCEL or resync its request.
+func WithChannelRand(r io.Reader) Option { return func(cfg *config) { cfg.rand = r } }
+
+// WithPullGrace sets how long a CBOR request waits for a host that runs its requests itself
+// (Port.RunPending) before a worker goroutine runs it (DefaultPullGrace). Wall time.
+func WithPullGrace(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.pullGrace = d
+		}
+	}
+}
+
+// WithMessageTimeout sets how long a whole message may take from its first packet to its last.
 func WithMessageTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
@@ -108,7 +130,8 @@ func WithoutKeepalive() Option { return func(c *config) { c.timing.NoKeepalive =
 // rule, LOCK, keepalives and CANCEL. Hosts reach it through Ports.
 //
 // Channels are device-global (any port may use any allocated channel, as with hidraw), but a response
-// goes only to the port that sent the request. A LOCK held by another channel makes every message,
+// goes only to the port that sent the request. Channel IDs are random, so a host cannot guess
+// another host's channel to CANCEL or resync its request. A LOCK held by another channel makes every message,
 // CTAPHID_INIT included, fail with ERR_CHANNEL_BUSY. The Device never sends ERR_LOCK_REQUIRED: no
 // CTAP 2.1 command requires a lock. CTAPHID_CANCEL never gets a response, whatever its channel.
 type Device struct {
@@ -119,8 +142,9 @@ type Device struct {
 	// timing is guarded by mu.
 	timing Timing
 
+	rand io.Reader // channel IDs
+
 	mu       sync.Mutex
-	nextCID  uint32
 	channels map[uint32]struct{}
 	order    []uint32 // allocation order, for eviction
 
@@ -129,16 +153,35 @@ type Device struct {
 	rxCID      uint32
 	rxPort     *Port
 	rxDeadline time.Time
+	// The device's timers are armed lazily and never stopped: each fires at most once per its
+	// period, finds what is due then and re-arms for it. A request then costs no timer
+	// operation (a Reset or a Stop is a trip into the runtime's timer heap, an AfterFunc an
+	// allocation too), and an idle device's timers fire once more and stay quiet.
 	rxTimer    clock.Timer
+	rxArmed    bool      // rxTimer will fire, at rxTimerDue
+	rxTimerDue time.Time //
+	kaTimer    clock.Timer
+	kaArmed    bool
+	kaTimerDue time.Time
 
-	txn      *txn          // the request the handler is working on, nil when idle
-	idle     chan job      // unbuffered: a send succeeds only while a worker waits for a job
-	lastDone chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
+	txn       *txn        // the request the handler is working on, nil when idle
+	idle      chan job    // unbuffered: a send succeeds only while a worker waits for a job
+	pull      job         // a job waiting for its host to run it (Port.RunPending); t nil if none
+	pullTimer *time.Timer // hands pull to a worker when its host does not come (wall time)
+	pullArmed bool
+	pullSeen  *txn // pull's request when pullTimer last fired
+	pullGrace time.Duration
+	lastDone  chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
 
 	lockCID   uint32
 	lockUntil time.Time
 
 	unpowered bool // unplugged: reports from hosts go nowhere
+
+	// running is the request whose handler runs now; setStatus, made once, switches its
+	// keepalive status (one function for every request: no closure per request).
+	running   atomic.Pointer[txn]
+	setStatus func(byte)
 
 	tap atomic.Pointer[tapBox] // observes new ports (tap.go)
 }
@@ -149,11 +192,24 @@ func NewDevice(h Handler, info DeviceInfo, opts ...Option) *Device {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Device{
-		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(),
-		channels: make(map[uint32]struct{}),
-		idle:     make(chan job),
+	if cfg.rand == nil {
+		cfg.rand = rand.Reader
 	}
+	if cfg.pullGrace == 0 {
+		cfg.pullGrace = DefaultPullGrace
+	}
+	d := &Device{
+		h: h, info: info, clock: clock.Or(cfg.clock), timing: cfg.timing.withDefaults(), rand: cfg.rand,
+		pullGrace: cfg.pullGrace,
+		channels:  make(map[uint32]struct{}),
+		idle:      make(chan job),
+	}
+	d.setStatus = func(s byte) {
+		if t := d.running.Load(); t != nil {
+			t.status.Store(uint32(s))
+		}
+	}
+	return d
 }
 
 // Info returns what the device reports in its INIT response.
@@ -178,8 +234,9 @@ func (d *Device) SetTiming(t Timing) {
 }
 
 // PowerCycle simulates unplugging and replugging the key: every channel, lock and incomplete message is
-// dropped and the request in flight is cancelled without a response. Ports stay open. Channel numbers
-// keep counting up, so a channel from before the power cycle is never handed out again by accident.
+// dropped and the request in flight is cancelled without a response. Ports stay open. A channel from
+// before the power cycle is INVALID_CHANNEL afterwards (new channels are random, so one is handed
+// out again only by a 1 in 2³² chance).
 func (d *Device) PowerCycle() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -250,7 +307,7 @@ func (d *Device) input(p *Port, report []byte) {
 	case CmdCancel:
 		// CANCEL takes no lock that a running request holds, so it reaches a handler waiting for the user.
 		if d.txn != nil && d.txn.cid == cid {
-			d.txn.cancel()
+			d.txn.ctx.cancel()
 		}
 		return
 	}
@@ -285,39 +342,47 @@ func (d *Device) feed(p *Port, report []byte) {
 		if !d.rxActive {
 			d.startRx(p, ReportCID(report))
 		}
-		d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
 		return
 	}
 	d.endRx()
 	d.dispatch(owner, msg)
 }
 
+// startRx begins receiving a multi-packet message. Its deadline is fixed here, once: the whole
+// message must arrive within the message timeout, however its packets are spaced.
 func (d *Device) startRx(p *Port, cid uint32) {
 	d.rxActive, d.rxCID, d.rxPort = true, cid, p
-	if d.rxTimer == nil {
-		d.rxTimer = d.clock.AfterFunc(d.timing.MessageTimeout, d.rxTimeout)
-	} else {
-		d.rxTimer.Reset(d.timing.MessageTimeout)
+	d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
+	if !d.rxArmed || d.rxTimerDue.After(d.rxDeadline) {
+		d.armRx(d.timing.MessageTimeout, d.rxDeadline)
 	}
+}
+
+func (d *Device) armRx(in time.Duration, due time.Time) {
+	if d.rxTimer == nil {
+		d.rxTimer = d.clock.AfterFunc(in, d.rxTimeout)
+	} else {
+		d.rxTimer.Reset(in)
+	}
+	d.rxArmed, d.rxTimerDue = true, due
 }
 
 func (d *Device) endRx() {
 	d.rxActive, d.rxCID, d.rxPort = false, 0, nil
-	if d.rxTimer != nil {
-		d.rxTimer.Stop()
-	}
 }
 
-// rxTimeout runs on the message timer. The timer is armed once per message and re-armed here for what
-// is left, so a packet costs no timer operation.
+// rxTimeout runs on the message timer. The timer may have been armed for an earlier message
+// (it is never stopped): then the current one's deadline is still ahead and it re-arms for it.
 func (d *Device) rxTimeout() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.rxArmed = false
 	if !d.rxActive {
 		return
 	}
-	if left := d.rxDeadline.Sub(d.clock.Now()); left > 0 {
-		d.rxTimer.Reset(left)
+	now := d.clock.Now()
+	if left := d.rxDeadline.Sub(now); left > 0 {
+		d.armRx(left, d.rxDeadline)
 		return
 	}
 	cid, p := d.rxCID, d.rxPort
@@ -374,7 +439,11 @@ func (d *Device) handleInit(p *Port, report []byte) {
 	ch := cid
 	switch {
 	case cid == BroadcastCID:
-		ch = d.allocate()
+		var ok bool
+		if ch, ok = d.allocate(); !ok {
+			p.sendError(cid, ErrOther)
+			return
+		}
 	case d.allocated(cid):
 		if d.txn != nil && d.txn.cid == cid {
 			d.abortTxn()
@@ -428,10 +497,21 @@ func (d *Device) allocated(cid uint32) bool {
 	return ok
 }
 
-func (d *Device) allocate() uint32 {
-	for {
-		d.nextCID++
-		if d.nextCID != 0 && d.nextCID != BroadcastCID && !d.allocated(d.nextCID) {
+// allocate draws a new random channel ID. Sequential IDs let a second host guess the first's
+// channel (the one allocated just before its own) and CANCEL or resync its request. It reports
+// false only when the random source fails or keeps repeating itself.
+func (d *Device) allocate() (uint32, bool) {
+	var b [4]byte
+	cid := uint32(0)
+	for attempt := 0; ; attempt++ {
+		if attempt == 16 {
+			return 0, false
+		}
+		if _, err := io.ReadFull(d.rand, b[:]); err != nil {
+			return 0, false
+		}
+		cid = binary.BigEndian.Uint32(b[:])
+		if cid != 0 && cid != BroadcastCID && !d.allocated(cid) {
 			break
 		}
 	}
@@ -439,9 +519,9 @@ func (d *Device) allocate() uint32 {
 		delete(d.channels, d.order[0])
 		d.order = append(d.order[:0], d.order[1:]...)
 	}
-	d.channels[d.nextCID] = struct{}{}
-	d.order = append(d.order, d.nextCID)
-	return d.nextCID
+	d.channels[cid] = struct{}{}
+	d.order = append(d.order, cid)
+	return cid, true
 }
 
 // portClosed drops the work that port p started: its response would have nowhere to go.

@@ -188,24 +188,134 @@ func TestMessageTimeout(t *testing.T) {
 	start := v.Now()
 	h.write(rawReport(cid, ctaphid.CmdPing, 0, 200))
 	v.Advance(30 * time.Millisecond)
-	h.write(rawReport(cid, 0)) // a packet in time restarts the timer
-	v.Advance(59 * time.Millisecond)
-	h.write(rawReport(cid, 1)) // and another, 59 ms later
+	h.write(rawReport(cid, 0)) // a packet in time does not extend the message's deadline
 	v.Advance(time.Second)
 	ev, ok := h.recvAt(2 * time.Second)
 	require.True(t, ok)
 	require.Equal(t, ctaphid.Message{CID: cid, Cmd: ctaphid.CmdError, Payload: []byte{byte(ctaphid.ErrMsgTimeout)}}, ev.msg)
-	require.Equal(t, 149*time.Millisecond, ev.at.Sub(start), "60 ms after the last packet")
+	require.Equal(t, 60*time.Millisecond, ev.at.Sub(start), "60 ms after the first packet")
 	// The channel is free again and the late packet is ignored.
 	h.write(rawReport(cid, 1))
 	h.send(cid, ctaphid.CmdPing, []byte{7})
 	require.Equal(t, []byte{7}, h.expect(cid, ctaphid.CmdPing))
 }
 
+// TestSlowDripIsCutOff: a host that sends a continuation packet every 0.7 s, just inside any
+// per-packet timer, held the device for ~90 s per message (every other channel BUSY). The whole
+// message now has DefaultMessageTimeout from its first packet.
+func TestSlowDripIsCutOff(t *testing.T) {
+	t.Parallel()
+	d, v := virtualDevice(&fakeHandler{})
+	slow, other := newHost(t, d), newHost(t, d)
+	cid, ocid := slow.init(), other.init()
+	start := v.Now()
+	slow.write(rawReport(cid, ctaphid.CmdPing, 0x1D, 0xB9)) // 7609 bytes: 129 packets
+	seq := byte(0)
+	for v.Now().Sub(start) < ctaphid.DefaultMessageTimeout-700*time.Millisecond {
+		v.Advance(700 * time.Millisecond)
+		slow.write(rawReport(cid, seq))
+		seq++
+	}
+	other.send(ocid, ctaphid.CmdPing, []byte{1})
+	other.expectError(ocid, ctaphid.ErrChannelBusy) // the message is still within its deadline
+	v.Advance(700 * time.Millisecond)
+	ev, ok := slow.recvAt(2 * time.Second)
+	require.True(t, ok)
+	require.Equal(t, ctaphid.Message{CID: cid, Cmd: ctaphid.CmdError, Payload: []byte{byte(ctaphid.ErrMsgTimeout)}}, ev.msg)
+	require.Equal(t, ctaphid.DefaultMessageTimeout, ev.at.Sub(start), "the deadline counts from the first packet")
+	slow.write(rawReport(cid, seq)) // the drip goes on, ignored
+	other.send(ocid, ctaphid.CmdPing, []byte{2})
+	require.Equal(t, []byte{2}, other.expect(ocid, ctaphid.CmdPing), "the device is free for others")
+	slow.sync(cid)
+}
+
 func TestDefaultMessageTimeout(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, 750*time.Millisecond, ctaphid.DefaultMessageTimeout)
+	require.Equal(t, 3*time.Second, ctaphid.DefaultMessageTimeout)
 	require.Equal(t, 100*time.Millisecond, ctaphid.DefaultKeepaliveInterval)
+}
+
+// TestChannelIDsAreRandom: INIT hands out channel IDs nobody can predict. Sequential IDs let a
+// second host take the channel allocated just before its own as the first host's.
+func TestChannelIDsAreRandom(t *testing.T) {
+	t.Parallel()
+	h := newHost(t, ctaphid.NewDevice(&fakeHandler{}, testInfo))
+	seen := map[uint32]bool{}
+	prev := h.init()
+	seen[prev] = true
+	near := 0
+	for range 64 {
+		cid := h.init()
+		require.False(t, seen[cid], "channel %08x handed out twice", cid)
+		seen[cid] = true
+		if d := int64(cid) - int64(prev); d >= -256 && d <= 256 {
+			near++
+		}
+		prev = cid
+	}
+	require.Zero(t, near, "consecutive channel IDs close to each other")
+}
+
+// TestCancelFromAnotherHostCannotGuess: host B allocates its channel right after host A and
+// sends CANCEL (and INIT) on the channels next to its own. A's request keeps waiting for the user.
+func TestCancelFromAnotherHostCannotGuess(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{})
+	fh := &fakeHandler{cbor: func(ctx context.Context, req []byte, s func(byte)) []byte {
+		r := waitCancel(started)(ctx, req, s)
+		close(cancelled)
+		return r
+	}}
+	d := ctaphid.NewDevice(fh, testInfo, ctaphid.WithKeepaliveInterval(time.Hour))
+	a, b := newHost(t, d), newHost(t, d)
+	ca := a.init()
+	a.send(ca, ctaphid.CmdCBOR, []byte{2})
+	<-started
+	cb := b.init()
+	for delta := uint32(1); delta <= 16; delta++ {
+		b.send(cb-delta, ctaphid.CmdCancel, nil)
+		b.send(cb+delta, ctaphid.CmdCancel, nil)
+		b.send(cb-delta, ctaphid.CmdInit, make([]byte, 8))
+		b.expectError(cb-delta, ctaphid.ErrInvalidChannel)
+	}
+	b.sync(cb)
+	select {
+	case <-cancelled:
+		t.Fatal("another host cancelled the request")
+	default:
+	}
+	a.send(ca, ctaphid.CmdCancel, nil) // its own host still can
+	require.Equal(t, []byte{0x2D}, a.expect(ca, ctaphid.CmdCBOR))
+}
+
+// TestHandlerKnowsItsChannel: the handler's context carries the request's channel (Channel).
+func TestHandlerKnowsItsChannel(t *testing.T) {
+	t.Parallel()
+	got := make(chan uint32, 2)
+	fh := &fakeHandler{
+		cbor: func(ctx context.Context, _ []byte, _ func(byte)) []byte {
+			cid, ok := ctaphid.Channel(ctx)
+			require.True(t, ok)
+			got <- cid
+			return []byte{0}
+		},
+		msg: func(ctx context.Context, _ []byte) []byte {
+			cid, _ := ctaphid.Channel(ctx)
+			got <- cid
+			return []byte{0x90, 0}
+		},
+	}
+	h := newHost(t, ctaphid.NewDevice(fh, testInfo))
+	c1, c2 := h.init(), h.init()
+	h.send(c1, ctaphid.CmdCBOR, []byte{4})
+	h.expect(c1, ctaphid.CmdCBOR)
+	h.send(c2, ctaphid.CmdMsg, []byte{0, 1, 0, 0})
+	h.expect(c2, ctaphid.CmdMsg)
+	require.Equal(t, c1, <-got)
+	require.Equal(t, c2, <-got)
+	_, ok := ctaphid.Channel(context.Background())
+	require.False(t, ok)
 }
 
 func TestPowerCycleDropsChannels(t *testing.T) {
@@ -359,4 +469,46 @@ func TestUnpluggedDeviceIgnoresInput(t *testing.T) {
 	cid = h.init()
 	h.send(cid, ctaphid.CmdPing, []byte("hello"))
 	require.Equal(t, []byte("hello"), h.expect(cid, ctaphid.CmdPing))
+}
+
+// TestFlushAfterEachMessage: a port's flush comes after the last report of a message, so a
+// transport can write the message in one go.
+func TestFlushAfterEachMessage(t *testing.T) {
+	t.Parallel()
+	for _, direct := range []bool{false, true} {
+		var mu sync.Mutex
+		var reports [][]byte
+		var flushedAt []int
+		flushed := make(chan struct{}, 8)
+		opts := []ctaphid.PortOption{ctaphid.WithFlush(func() {
+			mu.Lock()
+			flushedAt = append(flushedAt, len(reports))
+			mu.Unlock()
+			flushed <- struct{}{}
+		})}
+		if direct {
+			opts = append(opts, ctaphid.Direct())
+		}
+		d := ctaphid.NewDevice(&fakeHandler{}, testInfo)
+		p := d.Open(func(r []byte) {
+			mu.Lock()
+			reports = append(reports, bytes.Clone(r))
+			mu.Unlock()
+		}, opts...)
+		init, _ := ctaphid.Fragment(ctaphid.BroadcastCID, ctaphid.CmdInit, make([]byte, 8))
+		p.Input(init[0][:])
+		<-flushed
+		mu.Lock()
+		cid := binary.BigEndian.Uint32(reports[0][15:])
+		mu.Unlock()
+		ping, _ := ctaphid.Fragment(cid, ctaphid.CmdPing, make([]byte, 200))
+		for _, r := range ping {
+			p.Input(r[:])
+		}
+		<-flushed
+		mu.Lock()
+		require.Equal(t, []int{1, 1 + len(ping)}, flushedAt, "direct=%v", direct)
+		mu.Unlock()
+		p.Close()
+	}
 }

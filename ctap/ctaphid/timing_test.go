@@ -213,3 +213,39 @@ func TestTimingAtRunTime(t *testing.T) {
 	at, _ = offsets(h.untilResponse(cid), start)
 	require.Equal(t, []time.Duration{ms(1000)}, at, "only the response, no keepalive")
 }
+
+// TestTimersArmedByEarlierRequests: the device's timers are never stopped, so one armed for an
+// earlier request or message fires first; keepalives and the message deadline must still come
+// exactly when due for the current one.
+func TestTimersArmedByEarlierRequests(t *testing.T) {
+	t.Parallel()
+	fh := &fakeHandler{}
+	d, v := virtualDevice(fh, ctaphid.WithMessageTimeout(ms(500)))
+	h := newHost(t, d)
+	cid, other := h.init(), h.init()
+
+	h.send(cid, ctaphid.CmdCBOR, []byte{4}) // quick: arms the keepalive timer for 100 ms from now
+	h.expect(cid, ctaphid.CmdCBOR)
+	h.write(rawReport(cid, ctaphid.CmdPing, 0, 100)) // arms the message timer for 500 ms from now
+	h.write(rawReport(cid, 0))
+	h.expect(cid, ctaphid.CmdPing)
+	v.Advance(ms(30))
+
+	fh.cbor = sleeping(v, ms(250))
+	start := v.Now()
+	h.send(cid, ctaphid.CmdCBOR, []byte{2})
+	at, _ := offsets(h.untilResponse(cid), start)
+	require.Equal(t, []time.Duration{ms(100), ms(200), ms(250)}, at, "keepalives from this request's start")
+
+	v.Advance(ms(200)) // the message timer armed for the PING fires now, 480 ms later: nothing due
+	start = v.Now()
+	h.write(rawReport(cid, ctaphid.CmdPing, 0, 100))
+	v.Advance(ms(499))
+	h.send(other, ctaphid.CmdPing, []byte{1})
+	h.expectError(other, ctaphid.ErrChannelBusy) // the message is still being received
+	v.Advance(ms(1))
+	ev, ok := h.recvAt(2 * time.Second)
+	require.True(t, ok)
+	require.Equal(t, []byte{byte(ctaphid.ErrMsgTimeout)}, ev.msg.Payload)
+	require.Equal(t, ms(500), ev.at.Sub(start))
+}

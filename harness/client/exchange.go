@@ -165,7 +165,7 @@ func authDataSummary(cmd ctap.Command, body []byte) string {
 		return "unparsable: " + err.Error()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "rpIdHash=%x… flags=%s signCount=%d", ad.RPIDHash[:4], flagNames(ad.Flags), ad.SignCount)
+	fmt.Fprintf(&b, "rpIdHash=%x… flags=%s signCount=%d", ad.RPIDHash[:4], ctap.FlagNames(ad.Flags), ad.SignCount)
 	if ad.Attested != nil {
 		fmt.Fprintf(&b, " aaguid=%x credentialId=%d bytes", ad.Attested.AAGUID, len(ad.Attested.CredentialID))
 	}
@@ -181,20 +181,4 @@ func authDataSummary(cmd ctap.Command, body []byte) string {
 		}
 	}
 	return b.String()
-}
-
-func flagNames(f byte) string {
-	var names []string
-	for _, x := range []struct {
-		bit  byte
-		name string
-	}{{ctap.FlagUP, "UP"}, {ctap.FlagUV, "UV"}, {ctap.FlagBE, "BE"}, {ctap.FlagBS, "BS"}, {ctap.FlagAT, "AT"}, {ctap.FlagED, "ED"}} {
-		if f&x.bit != 0 {
-			names = append(names, x.name)
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, "|")
 }

@@ -260,7 +260,7 @@ func authDataNote(ad []byte, base int) (string, []Span) {
 		return "unparsable authData: " + err.Error(), nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "rpIdHash %x…, flags %s, signCount %d", a.RPIDHash[:4], flagNames(a.Flags), a.SignCount)
+	fmt.Fprintf(&b, "rpIdHash %x…, flags %s, signCount %d", a.RPIDHash[:4], ctap.FlagNames(a.Flags), a.SignCount)
 	if a.Attested != nil {
 		fmt.Fprintf(&b, ", aaguid %x, credentialId %d bytes", a.Attested.AAGUID, len(a.Attested.CredentialID))
 	}
@@ -279,22 +279,6 @@ func authDataNote(ad []byte, base int) (string, []Span) {
 		}
 	}
 	return b.String(), spans
-}
-
-func flagNames(f byte) string {
-	var names []string
-	for _, x := range []struct {
-		bit  byte
-		name string
-	}{{ctap.FlagUP, "UP"}, {ctap.FlagUV, "UV"}, {ctap.FlagBE, "BE"}, {ctap.FlagBS, "BS"}, {ctap.FlagAT, "AT"}, {ctap.FlagED, "ED"}} {
-		if f&x.bit != 0 {
-			names = append(names, x.name)
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, "|")
 }
 
 var u2fNames = map[byte]string{u2f.InsRegister: "U2F_REGISTER", u2f.InsAuthenticate: "U2F_AUTHENTICATE", u2f.InsVersion: "U2F_VERSION"}

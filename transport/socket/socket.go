@@ -142,23 +142,40 @@ func Serve(ctx context.Context, l net.Listener, d *ctaphid.Device, opts ...Serve
 	return err
 }
 
+// readChunk is how much a connection reads at once: the reports a host wrote in one go (a whole
+// message) arrive with one read system call instead of one per 64-byte report.
+const readChunk = 4096
+
 func serveConn(c net.Conn, d *ctaphid.Device) {
 	defer c.Close()
-	port := d.Open(func(r []byte) {
-		if _, err := c.Write(r); err != nil {
+	// The device's output for this host is gathered per message (out) and written with one
+	// system call when the message is complete (flush); both run on one goroutine at a time.
+	var wbuf []byte
+	port := d.Open(func(r []byte) { wbuf = append(wbuf, r...) }, ctaphid.WithFlush(func() {
+		if len(wbuf) == 0 {
+			return
+		}
+		if _, err := c.Write(wbuf); err != nil {
 			c.Close() // the read loop then ends and closes the port
 		}
-	})
+		wbuf = wbuf[:0]
+	}))
 	if who := describePeer(c); who != "" {
 		port.Describe(who) // for traces: which process holds the key
 	}
-	var buf [ctaphid.ReportSize]byte
+	buf := make([]byte, readChunk)
+	have := 0
 	for {
-		// A partial report at EOF is dropped: ReadFull reports it as ErrUnexpectedEOF.
-		if _, err := io.ReadFull(c, buf[:]); err != nil {
-			break
+		n, err := c.Read(buf[have:])
+		have += n
+		off := 0
+		for ; have-off >= ctaphid.ReportSize; off += ctaphid.ReportSize {
+			port.Input(buf[off : off+ctaphid.ReportSize])
 		}
-		port.Input(buf[:])
+		have = copy(buf, buf[off:have])
+		if err != nil {
+			break // a partial report at EOF is dropped
+		}
 	}
 	c.Close()
 	port.Close()
@@ -166,11 +183,16 @@ func serveConn(c net.Conn, d *ctaphid.Device) {
 
 // Conn is the host side of a report socket.
 type Conn struct {
-	c       net.Conn
-	rmu     sync.Mutex
-	partial [ctaphid.ReportSize]byte
-	n       int // bytes of partial already read when a read was interrupted
+	c   net.Conn
+	rmu sync.Mutex
+	// rbuf[roff:rend] has been read and not yet returned: the reports the key wrote in one go
+	// arrive with one read system call. A read interrupted by ctx keeps what it got, so the
+	// stream stays aligned on report boundaries.
+	rbuf       [readChunk]byte
+	roff, rend int
 }
+
+var _ ctaphid.ReportsWriter = (*Conn)(nil)
 
 // Dial connects to a report socket at "unix:PATH" or "tcp:HOST:PORT".
 func Dial(addr string) (ctaphid.ReportConn, error) {
@@ -190,9 +212,18 @@ func (c *Conn) WriteReport(ctx context.Context, r []byte) error {
 	if len(r) != ctaphid.ReportSize {
 		return ctaphid.ErrReportSize
 	}
+	return c.WriteReports(ctx, r)
+}
+
+// WriteReports writes whole 64-byte reports with one system call (ctaphid.Client writes each
+// message this way).
+func (c *Conn) WriteReports(ctx context.Context, reports []byte) error {
+	if len(reports)%ctaphid.ReportSize != 0 {
+		return ctaphid.ErrReportSize
+	}
 	stop := deadline(ctx, c.c.SetWriteDeadline)
 	defer stop()
-	_, err := c.c.Write(r)
+	_, err := c.c.Write(reports)
 	return ctxError(ctx, err)
 }
 
@@ -201,17 +232,21 @@ func (c *Conn) WriteReport(ctx context.Context, r []byte) error {
 func (c *Conn) ReadReport(ctx context.Context) ([]byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	stop := deadline(ctx, c.c.SetReadDeadline)
-	defer stop()
-	for c.n < ctaphid.ReportSize {
-		m, err := c.c.Read(c.partial[c.n:])
-		c.n += m
-		if err != nil {
-			return nil, ctxError(ctx, err)
+	if c.rend-c.roff < ctaphid.ReportSize {
+		c.rend = copy(c.rbuf[:], c.rbuf[c.roff:c.rend])
+		c.roff = 0
+		stop := deadline(ctx, c.c.SetReadDeadline)
+		defer stop()
+		for c.rend < ctaphid.ReportSize {
+			m, err := c.c.Read(c.rbuf[c.rend:])
+			c.rend += m
+			if err != nil {
+				return nil, ctxError(ctx, err)
+			}
 		}
 	}
-	c.n = 0
-	out := c.partial
+	out := [ctaphid.ReportSize]byte(c.rbuf[c.roff:])
+	c.roff += ctaphid.ReportSize
 	return out[:], nil
 }
 
@@ -234,7 +269,12 @@ func ctxError(ctx context.Context, err error) error {
 }
 
 // deadline applies ctx's deadline and cancellation to a socket direction and returns the cleanup.
+// A context that can never end (context.Background) costs nothing: the socket has no deadline
+// between calls.
 func deadline(ctx context.Context, set func(time.Time) error) func() {
+	if ctx.Done() == nil {
+		return func() {}
+	}
 	if d, ok := ctx.Deadline(); ok {
 		set(d)
 	} else {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,6 +196,78 @@ func TestReadReportKeepsAlignment(t *testing.T) {
 	_, err = c.ReadReport(ctx2)
 	require.True(t, errors.Is(err, context.Canceled), "got %v", err)
 	require.ErrorIs(t, c.WriteReport(context.Background(), make([]byte, 10)), ctaphid.ErrReportSize)
+}
+
+// countingConn counts Write calls, each one system call on a real socket.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int32
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+// TestOneWritePerMessage: a whole message goes out with one write in each direction (not one
+// per 64-byte report), and a report split across reads or several reports in one read are
+// taken apart correctly.
+func TestOneWritePerMessage(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "k.sock")
+	l, err := Listen("unix:" + path)
+	require.NoError(t, err)
+	var serverWrites, clientWrites atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, countingListener{l, &serverWrites}, newDevice()) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	raw, err := net.Dial("unix", path)
+	require.NoError(t, err)
+	conn := &Conn{c: countingConn{raw, &clientWrites}}
+	defer conn.Close()
+	c := ctaphid.NewClient(conn)
+	_, err = c.Init(context.Background())
+	require.NoError(t, err)
+	serverWrites.Store(0)
+	clientWrites.Store(0)
+	data := bytes.Repeat([]byte{7}, 1000) // 18 reports each way
+	got, err := c.Ping(context.Background(), data)
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+	require.EqualValues(t, 1, clientWrites.Load(), "the request in one write")
+	require.EqualValues(t, 1, serverWrites.Load(), "the answer in one write")
+
+	// Reports split across writes, and two messages in one write, as a raw host may send them.
+	initA, _ := ctaphid.Fragment(ctaphid.BroadcastCID, ctaphid.CmdInit, []byte{1, 1, 1, 1, 1, 1, 1, 1})
+	initB, _ := ctaphid.Fragment(ctaphid.BroadcastCID, ctaphid.CmdInit, []byte{2, 2, 2, 2, 2, 2, 2, 2})
+	stream := append(append([]byte{}, initA[0][:]...), initB[0][:]...)
+	_, err = raw.Write(stream[:10])
+	require.NoError(t, err)
+	_, err = raw.Write(stream[10:])
+	require.NoError(t, err)
+	for _, nonce := range []byte{1, 2} {
+		r, err := conn.ReadReport(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, ctaphid.CmdInit, r[4])
+		require.Equal(t, nonce, r[7])
+	}
 }
 
 func TestListenTCPIsLoopbackOnlyUnlessAllowed(t *testing.T) {
