@@ -43,6 +43,7 @@ usage:
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
+                  | scenario TRACE | match TRACE   (a known field failure the trace resembles)
   fidolab replay  TRACE --key KEY [--pin PIN] [--case LABEL] [--all] [--json]   replay a trace, compare the answers
   fidolab replay  TRACE --as-key [--transport T --listen ADDR] [--pin PIN]       serve a key answering as the recorded one
   fidolab probe   --key KEY | --persona NAME|FILE [--destructive] [--report FILE.html|.json]... [--persona-out FILE]

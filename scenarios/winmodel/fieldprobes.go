@@ -51,6 +51,11 @@ var TouchProbe = Probe{
 		case isStatus && st == ctap.ErrPINNotSet:
 			p.Note("touch probe answered %v: no PIN, Windows goes on without user verification", st)
 			return nil, nil
+		case isStatus && st == ctap.ErrOperationDenied:
+			// CTAP 2.1 §6.1.2 step 1: no touch came for the probe.
+			p.Note("touch probe answered %v: no touch", st)
+			o := fail(host.CodeTimeout, "nobody touched the key for the touch probe (the key answered CTAP2_ERR_OPERATION_DENIED)")
+			return &o, nil
 		case isStatus && st == ctap.ErrPINInvalid:
 			p.Note("touch probe answered %v (correct per CTAP 2.1 on a key with a PIN): Windows maps it to 0x4DE and waits", st)
 			o := fail(host.CodeTimeout, "the touch probe's PIN_INVALID (0x31) becomes 0x4DE in webauthn.dll and the prompt hangs until the page times out")
