@@ -167,6 +167,9 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzRead(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("..", "..", "harness", "trace", "testdata", "session.trace.jsonl")); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte(`{"format":"fidolab-trace","version":1,"created":"2026-11-27T00:00:00Z","secrets":false}` + "\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		facts, err := fieldmatch.Read(bytes.NewReader(b))
