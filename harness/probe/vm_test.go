@@ -46,7 +46,7 @@ cmp /tmp/rb /tmp/ra || die "the probe without --destructive changed the key's PI
 echo "not destructive: the key kept its PIN and credentials"
 
 # Destructive, with a few catalog cases on the key, and the persona it mirrors.
-fidolab probe --key $key --destructive --ascii --report /tmp/probe.json --persona-out /tmp/mirror.yaml \
+fidolab probe --key $key --destructive --hid-slack 5s --ascii --report /tmp/probe.json --persona-out /tmp/mirror.yaml \
 	--filter 're:^(sign-in-lock-screen|multi-account-order|manage-reset)$ windows:11-24H2' </dev/null > /tmp/d.txt; rc=$?
 cat /tmp/d.txt
 echo "destructive probe exit $rc"
