@@ -127,9 +127,10 @@ func TestVMProbe(t *testing.T) {
 // between returns the console lines between "MARK" and "==end==".
 func between(t *testing.T, log, mark string) string {
 	t.Helper()
+	log = strings.ReplaceAll(log, "\r", "") // a serial console may end lines with CR LF
 	_, rest, ok := strings.Cut(log, mark+"\n")
 	require.True(t, ok, "no %s in the console", mark)
 	body, _, ok := strings.Cut(rest, "==end==")
 	require.True(t, ok, "no end of %s", mark)
-	return strings.ReplaceAll(body, "\r", "")
+	return body
 }
