@@ -20,6 +20,7 @@ import (
 	"github.com/fidolab/fidolab/scenarios/report"
 	"github.com/fidolab/fidolab/scenarios/result"
 	"github.com/fidolab/fidolab/scenarios/runner"
+	"github.com/fidolab/fidolab/scenarios/winmodel"
 )
 
 // errIncompatible makes `fidolab probe` exit 1 after the report said why.
@@ -37,6 +38,8 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&catalogs, "catalog", "a directory of your own scenarios, added to the built-in catalog (repeatable)")
 	noCatalog := fs.Bool("no-catalog", false, "do not run the catalog on the key after the checks")
 	filter := fs.String("filter", "", "run only the catalog cases this filter selects (fidolab run --filter)")
+	hidSlack := fs.Duration("hid-slack", 0, "for the catalog on a --key: wall time the Windows model allows beyond its 0.5 s silence limit "+
+		"(fidolab run --hid-slack: a key and host sharing a slow emulated machine)")
 	personaOut := fs.String("persona-out", "", "write a persona YAML that mirrors the key, so it can be emulated without the hardware")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of text")
 	ascii := fs.Bool("ascii", false, "plain ASCII marks")
@@ -49,6 +52,9 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 	}
 	if (*keySpec == "") == (*personaRef == "") {
 		return usagef("give --key KEY or --persona NAME, one of them")
+	}
+	if *hidSlack < 0 {
+		return usagef("--hid-slack %v: want a duration of 0 or more", *hidSlack)
 	}
 	for _, r := range reports {
 		if ext := filepath.Ext(r); ext != ".html" && ext != ".json" {
@@ -98,7 +104,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !*noCatalog {
-		rep.Catalog = probeCatalog(ctx, spec, p, o, *filter, catalogs, stderr, quiet)
+		rep.Catalog = probeCatalog(ctx, spec, p, o, catalogRun{filter: *filter, dirs: catalogs, hidSlack: *hidSlack}, stderr, quiet)
 		// The runner leaves the last case's PIN and accounts on the key.
 		switch {
 		case p != nil:
@@ -142,14 +148,21 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 
 // probeCatalog runs the catalog on the probed key: a fresh emulated key per case for a persona,
 // the real key (with fidolab run --key's rules: nothing erased without --destructive) otherwise.
-func probeCatalog(ctx context.Context, spec string, p *persona.Persona, o probe.Options, filter string, dirs []string, stderr io.Writer, quiet bool) *probe.CatalogResult {
+// catalogRun is what probe's catalog run takes from the command line.
+type catalogRun struct {
+	filter   string
+	dirs     []string
+	hidSlack time.Duration
+}
+
+func probeCatalog(ctx context.Context, spec string, p *persona.Persona, o probe.Options, cr0 catalogRun, stderr io.Writer, quiet bool) *probe.CatalogResult {
 	cr := &probe.CatalogResult{Key: spec}
-	cat, err := loadCatalog(dirs)
+	cat, err := loadCatalog(cr0.dirs)
 	if err != nil {
 		cr.Note = "not run: " + err.Error()
 		return cr
 	}
-	ro := runner.Options{Filter: filter}
+	ro := runner.Options{Filter: cr0.filter, Target: winmodel.New(winmodel.WithWallSlack(cr0.hidSlack))}
 	if p != nil {
 		ro.Keys = runner.InProcess(p)
 	} else {

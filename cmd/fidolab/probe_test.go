@@ -44,7 +44,8 @@ func TestProbeCommandPersona(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, `"verdict": "compatible"`)
 
-	for _, args := range [][]string{{"probe"}, {"probe", "--persona", "default", "--key", "socket:/x"}, {"probe", "--persona", "default", "--report", "x.txt"}} {
+	for _, args := range [][]string{{"probe"}, {"probe", "--persona", "default", "--key", "socket:/x"}, {"probe", "--persona", "default", "--report", "x.txt"},
+		{"probe", "--persona", "default", "--hid-slack", "-1s"}} {
 		code, _, _ = runCLI(t, args...)
 		require.Equal(t, 2, code, "%v is a usage error", args)
 	}

@@ -46,7 +46,7 @@ cmp /tmp/rb /tmp/ra || die "the probe without --destructive changed the key's PI
 echo "not destructive: the key kept its PIN and credentials"
 
 # Destructive, with a few catalog cases on the key, and the persona it mirrors.
-fidolab probe --key $key --destructive --ascii --report /tmp/probe.json --persona-out /tmp/mirror.yaml \
+fidolab probe --key $key --destructive --hid-slack 5s --ascii --report /tmp/probe.json --persona-out /tmp/mirror.yaml \
 	--filter 're:^(sign-in-lock-screen|multi-account-order|manage-reset)$ windows:11-24H2' </dev/null > /tmp/d.txt; rc=$?
 cat /tmp/d.txt
 echo "destructive probe exit $rc"
@@ -127,9 +127,10 @@ func TestVMProbe(t *testing.T) {
 // between returns the console lines between "MARK" and "==end==".
 func between(t *testing.T, log, mark string) string {
 	t.Helper()
+	log = strings.ReplaceAll(log, "\r", "") // a serial console may end lines with CR LF
 	_, rest, ok := strings.Cut(log, mark+"\n")
 	require.True(t, ok, "no %s in the console", mark)
 	body, _, ok := strings.Cut(rest, "==end==")
 	require.True(t, ok, "no end of %s", mark)
-	return strings.ReplaceAll(body, "\r", "")
+	return body
 }

@@ -315,15 +315,24 @@ type consoleBuffer struct {
 	start   time.Time
 	boot    time.Duration
 	onLine  func(line string)
-	scanned int // bytes of buf already handed to onLine
+	scanned int  // bytes of buf already handed to onLine
+	cr      bool // the last write ended with a CR, held back
 }
 
 func (c *consoleBuffer) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(p)
-	// The serial console ends lines with CR LF. (A CR LF split across two writes keeps its CR.)
+	// The serial console ends lines with CR LF. A CR that ends a write waits for the next one:
+	// a CR LF split across two writes is a line end too.
+	if c.cr {
+		p = append([]byte{'\r'}, p...)
+		c.cr = false
+	}
 	p = bytes.ReplaceAll(p, []byte("\r\n"), []byte("\n"))
+	if len(p) > 0 && p[len(p)-1] == '\r' {
+		c.cr, p = true, p[:len(p)-1]
+	}
 	c.buf.Write(p)
 	if c.boot == 0 && bytes.Contains(c.buf.Bytes(), c.marker) {
 		c.boot = time.Since(c.start)

@@ -214,3 +214,18 @@ func TestParseKernelMeta(t *testing.T) {
 	_, err = parseKernelMeta("Package: linux-image-amd64\nDepends: linux-image-6.1.0-56-amd64\n")
 	require.Error(t, err)
 }
+
+// TestConsoleLineEnds: CR LF is a line end wherever the serial console's writes split it, and a
+// lone CR inside a line is kept.
+func TestConsoleLineEnds(t *testing.T) {
+	t.Parallel()
+	const text = "==report==\r\n{\"a\": 1}\r\n==end==\r\nprogress\rdone\r\n"
+	for cut := 0; cut <= len(text); cut++ {
+		var lines []string
+		c := &consoleBuffer{marker: []byte("never"), onLine: func(l string) { lines = append(lines, l) }}
+		_, _ = c.Write([]byte(text[:cut]))
+		_, _ = c.Write([]byte(text[cut:]))
+		require.Equal(t, "==report==\n{\"a\": 1}\n==end==\nprogress\rdone\n", c.buf.String(), "split at %d", cut)
+		require.Equal(t, []string{"==report==", `{"a": 1}`, "==end==", "progress\rdone"}, lines, "split at %d", cut)
+	}
+}

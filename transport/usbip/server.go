@@ -113,8 +113,11 @@ func (s *Server) plugChanged(on bool) {
 		s.log.Info("usbip: device plugged in; it can be imported again", "busid", s.cfg.BusID)
 		return
 	}
+	// The unplug ends the import at once: a client that re-imports as soon as it sees its
+	// connection close (usbip-win2 does) must not find the old session still holding the key.
 	s.mu.Lock()
 	ss := s.imported
+	s.imported = nil
 	s.mu.Unlock()
 	if ss != nil {
 		s.log.Info("usbip: device unplugged; closing the imported connection", "busid", s.cfg.BusID)
@@ -191,7 +194,9 @@ func (s *Server) importDevice(c net.Conn, busid string) error {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.imported = nil
+		if s.imported == ss { // an unplug may have ended it, and a new import taken the key
+			s.imported = nil
+		}
 		s.mu.Unlock()
 	}()
 	reply := OpHeader{Version: Version, Code: OpRepImport, Status: StOK}.Encode()
