@@ -1,12 +1,14 @@
 package authenticator
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"strings"
 	"testing"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/authenticator/user"
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/cose"
 	"github.com/stretchr/testify/require"
@@ -32,6 +34,20 @@ func TestFieldQuirks(t *testing.T) {
 			require.Equal(t, map[bool]ctap.Status{false: ctap.StatusOK, true: ctap.ErrInvalidOption}[on], st)
 			st, _ = k.call(ctap.CmdGetAssertion, gaReq("example.com", c.id))
 			require.Equal(t, ctap.StatusOK, st, "up=true is unaffected")
+		})
+		t.Run("upFalseIgnored", func(t *testing.T) {
+			asked := 0
+			k := newTestKey(t, "default", func(p *persona.Persona) { p.Quirks.UPFalseIgnored = on })
+			c := k.coreMake(makeCredReq("example.com", []byte("alice"), true))
+			k.countAsks(&asked)
+			req := gaReq("example.com", c.id)
+			req.Options = &ctap.Options{UP: ctap.Bool(false)}
+			var resp ctap.GetAssertionResponse
+			k.must(ctap.CmdGetAssertion, req, &resp)
+			ad, err := ctap.ParseAuthData(resp.AuthData)
+			require.NoError(t, err)
+			require.Equal(t, on, ad.Flags&ctap.FlagUP != 0, "the UP flag")
+			require.Equal(t, map[bool]int{false: 0, true: 1}[on], asked, "touches asked for")
 		})
 		t.Run("pinTokenSingleUse", func(t *testing.T) {
 			k := newTestKey(t, "default", func(p *persona.Persona) { p.Quirks.PINTokenSingleUse = on })
@@ -113,3 +129,14 @@ func verifiesES256(t *testing.T, pub *cose.Key, resp *ctap.GetAssertionResponse,
 	d := sha256.Sum256(append(append([]byte{}, resp.AuthData...), cdh...))
 	return ecdsa.VerifyASN1(ep, d[:], resp.Signature)
 }
+
+// countingPolicy says yes and counts the questions.
+type countingPolicy struct{ n *int }
+
+func (p countingPolicy) Ask(context.Context, user.Request) (user.Answer, error) {
+	*p.n++
+	return user.Yes, nil
+}
+
+// countAsks makes the simulated user say yes and count the questions in n.
+func (k *testKey) countAsks(n *int) { k.user.Set(countingPolicy{n}) }

@@ -78,6 +78,9 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 	if err := a.upFalseRefused(ac.up); err != nil {
 		return nil, err
 	}
+	if a.p.Quirks.UPFalseIgnored {
+		ac.up = true // the upFalseIgnored quirk: up=false is not honoured
+	}
 	if a.p.Config && ac.up && !uvOpt {
 		if uvOpt, err = a.gaAlwaysUV(hasParam); err != nil {
 			return nil, err

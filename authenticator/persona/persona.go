@@ -142,6 +142,10 @@ type Quirks struct {
 	// UPFalseRefused answers a getAssertion with up=false CTAP2_ERR_INVALID_OPTION instead of a
 	// silent assertion (a key that does not implement CTAP's pre-flight).
 	UPFalseRefused bool `yaml:"upFalseRefused"`
+	// UPFalseIgnored treats a getAssertion with up=false as one with up=true: the key asks for a
+	// touch and sets the UP flag, so a silent probe prompts the user and a browser's pre-flight
+	// uses up the PIN token (a key that prompts twice).
+	UPFalseIgnored bool `yaml:"upFalseIgnored"`
 	// BadSignatureWithHMACSecret signs an assertion over the wrong data whenever the hmac-secret
 	// extension is requested, so its signature does not verify (solokeys/solo1 #228).
 	BadSignatureWithHMACSecret bool `yaml:"badSignatureWithHmacSecret"`

@@ -56,6 +56,8 @@ var Defects = []Defect{
 		Persona: "base: default\nquirks: {pinTokenSingleUse: true}", Visible: true, Cause: "PIN_AUTH_INVALID"},
 	{ID: "up-false-refused", What: "getAssertion with up=false answered CTAP2_ERR_INVALID_OPTION",
 		Persona: "base: default\nquirks: {upFalseRefused: true}", Visible: true, Cause: "up=false"},
+	{ID: "up-false-ignored", What: "getAssertion with up=false asks for a touch and sets the UP flag (a silent probe prompts; a pre-flight prompts twice)",
+		Persona: "base: default\nquirks: {upFalseIgnored: true}", Visible: true, Cause: "UP flag"},
 	{ID: "bad-signature-hmac-secret", What: "the assertion signature does not verify whenever hmac-secret is requested (Solo 1, 2019)",
 		Persona: "base: default\nquirks: {badSignatureWithHmacSecret: true}",
 		Knobs:   func(k *emulator.Knobs) { k.BadSignatureWithHMACSecret = true }, Visible: true, Cause: "asked for hmac-secret"},
