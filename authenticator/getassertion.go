@@ -75,6 +75,12 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 			ac.up = *o.UP
 		}
 	}
+	if err := a.upFalseRefused(ac.up); err != nil {
+		return nil, err
+	}
+	if a.p.Quirks.UPFalseIgnored {
+		ac.up = true // the upFalseIgnored quirk: up=false is not honoured
+	}
 	if a.p.Config && ac.up && !uvOpt {
 		if uvOpt, err = a.gaAlwaysUV(hasParam); err != nil {
 			return nil, err
@@ -91,6 +97,7 @@ func (a *Authenticator) getAssertion(ctx context.Context, r *request) (any, erro
 			return nil, ctap.Errorf(ctap.ErrPINAuthInvalid, "token not user-verified")
 		}
 		ac.uv, upDone = true, use.UserPresent
+		a.tokenSingleUse()
 	case uvOpt:
 		if err := a.builtInUV(ctx, r, ac.rpID); err != nil {
 			return nil, err
@@ -275,7 +282,7 @@ func (a *Authenticator) assertion(c *credential, ac *assertionCtx, hs *hmacSecre
 	authData := ad.Marshal()
 	msg := make([]byte, 0, len(authData)+len(ac.clientDataHash))
 	msg = append(append(msg, authData...), ac.clientDataHash...)
-	sig, err := a.sign(c.alg, c.secret, msg)
+	sig, err := a.sign(c.alg, c.secret, a.badSignature(msg, hs != nil))
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,11 @@ func (a *Authenticator) makeCredential(ctx context.Context, r *request) (any, er
 	if _, err := a.pinUvAuthStart(ctx, r, req.PinUvAuthParam, req.PinUvAuthProtocol, m.rpID); err != nil {
 		return nil, err
 	}
+	if req.User != nil {
+		if err := a.longUserFieldsRefused(*req.User); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range req.PubKeyCredParams {
 		if p.Type == ctap.CredentialTypePublicKey && a.supportsAlg(*p.Alg) {
 			m.alg = int(*p.Alg)
@@ -197,6 +202,7 @@ func (a *Authenticator) mcUserVerification(ctx context.Context, r *request, req 
 			return ctap.Errorf(ctap.ErrPINAuthInvalid, "token not user-verified")
 		}
 		m.uv, m.upDone = true, use.UserPresent
+		a.tokenSingleUse()
 	case m.uv:
 		if err := a.builtInUV(ctx, r, m.rpID); err != nil {
 			m.uv = false

@@ -66,3 +66,51 @@ func (a *Authenticator) discoverable(rpID string) ([]*store.Credential, error) {
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Created > all[j].Created })
 	return all, nil
 }
+
+// The field-report quirks (persona.Quirks): each hook returns the error or change the quirk
+// makes, nil or nothing when the quirk is off.
+
+// resetRefused is the resetRefused quirk: authenticatorReset is refused before anything else.
+func (a *Authenticator) resetRefused() error {
+	if !a.p.Quirks.ResetRefused {
+		return nil
+	}
+	return ctap.Errorf(ctap.ErrOperationDenied, "reset refused by design (resetRefused quirk)")
+}
+
+// upFalseRefused is the upFalseRefused quirk: a getAssertion with up=false is an invalid option.
+func (a *Authenticator) upFalseRefused(up bool) error {
+	if up || !a.p.Quirks.UPFalseRefused {
+		return nil
+	}
+	return ctap.Errorf(ctap.ErrInvalidOption, "up=false refused (upFalseRefused quirk)")
+}
+
+// tokenSingleUse is the pinTokenSingleUse quirk, called after a pinUvAuthParam verified: the
+// token ends, so the next request with it fails CTAP2_ERR_PIN_AUTH_INVALID.
+func (a *Authenticator) tokenSingleUse() {
+	if !a.p.Quirks.PINTokenSingleUse {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopToken()
+}
+
+// badSignature is the badSignatureWithHmacSecret quirk: with hmac-secret requested, the signed
+// message loses its last byte (the signature is then over the wrong data, as solo1 #228 found).
+func (a *Authenticator) badSignature(msg []byte, hmacSecret bool) []byte {
+	if !hmacSecret || !a.p.Quirks.BadSignatureWithHMACSecret || len(msg) == 0 {
+		return msg
+	}
+	return msg[:len(msg)-1]
+}
+
+// longUserFieldsRefused is the longUserFieldsRefused quirk: a user name or display name over 64
+// bytes is refused instead of truncated.
+func (a *Authenticator) longUserFieldsRefused(u ctap.UserEntity) error {
+	if !a.p.Quirks.LongUserFieldsRefused || (len(u.Name) <= maxStoredString && len(u.DisplayName) <= maxStoredString) {
+		return nil
+	}
+	return ctap.Errorf(ctap.ErrPINAuthInvalid, "user name of %d bytes refused (longUserFieldsRefused quirk)", max(len(u.Name), len(u.DisplayName)))
+}

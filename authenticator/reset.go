@@ -10,6 +10,9 @@ import (
 // reset is authenticatorReset (CTAP 2.1 §6.6): only shortly after power-up and with a touch,
 // so that malware cannot wipe a key that has been plugged in for a while.
 func (a *Authenticator) reset(ctx context.Context, r *request) (any, error) {
+	if err := a.resetRefused(); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	since := a.clock.Now().Sub(a.powerUp)
 	a.mu.Unlock()

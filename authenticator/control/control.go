@@ -204,6 +204,8 @@ type faultRequest struct {
 	FailNext []string `json:"failNext"`
 	DelayMs  *int     `json:"delayMs"`
 	Silent   *int     `json:"silent"`
+	// BadSignatureWithHMACSecret turns the hmac-secret signature fault on or off.
+	BadSignatureWithHMACSecret *bool `json:"badSignatureWithHmacSecret"`
 }
 
 // setFaults appends failNext to the statuses still queued, and sets the processing delay and
@@ -220,6 +222,9 @@ func (s *server) setFaults(w http.ResponseWriter, r *http.Request) {
 		}
 		if req.Silent != nil {
 			n.Silent = *req.Silent
+		}
+		if req.BadSignatureWithHMACSecret != nil {
+			n.BadSignatureWithHMACSecret = *req.BadSignatureWithHMACSecret
 		}
 		return nil
 	})

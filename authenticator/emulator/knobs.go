@@ -48,6 +48,11 @@ type Knobs struct {
 	// Silent is how many of the next CBOR requests are never answered: the key keeps sending
 	// keepalives until the host cancels, like a key whose secure element hung.
 	Silent int `json:"silent"`
+	// BadSignatureWithHMACSecret corrupts the signature of every getAssertion answer whose
+	// request asked for the hmac-secret extension (one bit of the DER signature flipped), the
+	// defect that broke Windows sign-in on Solo keys (solokeys/solo1 #228). Answers without
+	// hmac-secret stay intact.
+	BadSignatureWithHMACSecret bool `json:"badSignatureWithHmacSecret"`
 }
 
 // Limits on the knobs that take a number.
@@ -65,7 +70,8 @@ type faults struct {
 	delay    time.Duration
 	failNext []ctap.Status
 	silent   int
-	injected int // how many requests a fault was applied to, for the status
+	badSig   bool // BadSignatureWithHMACSecret
+	injected int  // how many requests a fault was applied to, for the status
 }
 
 // knobSettings is Knobs checked and parsed, ready to apply.
@@ -145,6 +151,7 @@ func (k *Key) Knobs() Knobs {
 	defer k.fmu.Unlock()
 	n.ProcessingDelayMs = int(k.faults.delay / time.Millisecond)
 	n.Silent = k.faults.silent
+	n.BadSignatureWithHMACSecret = k.faults.badSig
 	for _, s := range k.faults.failNext {
 		n.FailNext = append(n.FailNext, s.String())
 	}
@@ -180,7 +187,7 @@ func (k *Key) UpdateKnobs(change func(*Knobs) error) (Knobs, error) {
 // the key started with.
 func (k *Key) ResetFaults() Knobs {
 	n, _ := k.UpdateKnobs(func(n *Knobs) error {
-		n.FailNext, n.Silent, n.ProcessingDelayMs = nil, 0, k.initial.ProcessingDelayMs
+		n.FailNext, n.Silent, n.ProcessingDelayMs, n.BadSignatureWithHMACSecret = nil, 0, k.initial.ProcessingDelayMs, false
 		return nil
 	})
 	return n
@@ -204,6 +211,7 @@ func (k *Key) setKnobs(n Knobs) error {
 	k.faults.delay = time.Duration(n.ProcessingDelayMs) * time.Millisecond
 	k.faults.failNext = s.failNext
 	k.faults.silent = n.Silent
+	k.faults.badSig = n.BadSignatureWithHMACSecret
 	k.fmu.Unlock()
 	return k.setPlugged(n.Plugged)
 }
@@ -260,7 +268,45 @@ func (h *knobHandler) HandleCBOR(ctx context.Context, req []byte, setStatus func
 	if failing {
 		return []byte{byte(fail)}
 	}
-	return h.inner.HandleCBOR(ctx, req, setStatus)
+	resp := h.inner.HandleCBOR(ctx, req, setStatus)
+	if h.k.badSignatureFault() {
+		if bad, ok := corruptHMACSecretSignature(req, resp); ok {
+			h.k.fmu.Lock()
+			h.k.faults.injected++
+			h.k.fmu.Unlock()
+			return bad
+		}
+	}
+	return resp
+}
+
+func (k *Key) badSignatureFault() bool {
+	k.fmu.Lock()
+	defer k.fmu.Unlock()
+	return k.faults.badSig
+}
+
+// corruptHMACSecretSignature flips the last bit of the signature of a successful getAssertion
+// answer whose request asked for hmac-secret; ok is false when req and resp are not such a pair.
+func corruptHMACSecretSignature(req, resp []byte) ([]byte, bool) {
+	if len(req) < 2 || ctap.Command(req[0]) != ctap.CmdGetAssertion || len(resp) < 2 || ctap.Status(resp[0]) != ctap.StatusOK {
+		return nil, false
+	}
+	ga, err := ctap.DecodeGetAssertion(req[1:])
+	if err != nil || ga.Extensions == nil || ga.Extensions.HMACSecret == nil {
+		return nil, false
+	}
+	var r ctap.GetAssertionResponse
+	if err := ctap.Unmarshal(resp[1:], &r); err != nil || len(r.Signature) == 0 {
+		return nil, false
+	}
+	r.Signature = append([]byte(nil), r.Signature...)
+	r.Signature[len(r.Signature)-1] ^= 1
+	b, err := ctap.Marshal(&r)
+	if err != nil {
+		return nil, false
+	}
+	return append([]byte{byte(ctap.StatusOK)}, b...), true
 }
 
 func (h *knobHandler) HandleMSG(ctx context.Context, apdu []byte) []byte {

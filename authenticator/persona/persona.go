@@ -128,6 +128,31 @@ type Quirks struct {
 	// Solo 1 do. Without it the key answers CTAP2_ERR_PIN_NOT_SET, as current YubiKey firmware
 	// does and python-fido2 2.x's device tests expect (docs/personas.md).
 	PINRetriesWithoutPIN bool `yaml:"pinRetriesWithoutPin"`
+
+	// The field-report quirks (docs/scenarios.md, known field failures): each reproduces a key
+	// behaviour a public report tied to a Windows failure.
+
+	// ResetRefused answers every authenticatorReset CTAP2_ERR_OPERATION_DENIED, as a key whose
+	// vendor refuses a factory reset from the host by design (mooltipass/minible #110).
+	ResetRefused bool `yaml:"resetRefused"`
+	// PINTokenSingleUse ends the pinUvAuthToken after one use, even by a getAssertion with up=false,
+	// so a browser's pre-flight leaves the real request CTAP2_ERR_PIN_AUTH_INVALID (the default of
+	// BryanJacobs/FIDO2Applet, its issue #34).
+	PINTokenSingleUse bool `yaml:"pinTokenSingleUse"`
+	// UPFalseRefused answers a getAssertion with up=false CTAP2_ERR_INVALID_OPTION instead of a
+	// silent assertion (a key that does not implement CTAP's pre-flight).
+	UPFalseRefused bool `yaml:"upFalseRefused"`
+	// UPFalseIgnored treats a getAssertion with up=false as one with up=true: the key asks for a
+	// touch and sets the UP flag, so a silent probe prompts the user and a browser's pre-flight
+	// uses up the PIN token (a key that prompts twice).
+	UPFalseIgnored bool `yaml:"upFalseIgnored"`
+	// BadSignatureWithHMACSecret signs an assertion over the wrong data whenever the hmac-secret
+	// extension is requested, so its signature does not verify (solokeys/solo1 #228).
+	BadSignatureWithHMACSecret bool `yaml:"badSignatureWithHmacSecret"`
+	// LongUserFieldsRefused answers a makeCredential whose user name or display name is longer
+	// than 64 bytes CTAP2_ERR_PIN_AUTH_INVALID instead of truncating it as CTAP allows (what
+	// makes Windows report 0x8007052E and ask for the PIN again: MichaelGrafnetter/webauthn-interop #26).
+	LongUserFieldsRefused bool `yaml:"longUserFieldsRefused"`
 }
 
 // AAGUID is a 16-byte authenticator model identifier, written in YAML as a UUID string.

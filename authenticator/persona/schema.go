@@ -386,7 +386,7 @@ func suggest(key, path string, t reflect.Type, top bool) string {
 			return fmt.Sprintf(" (it belongs elsewhere: %s)", p)
 		}
 	}
-	if len(names) <= 12 {
+	if len(names) <= 16 {
 		return fmt.Sprintf(" (known: %s)", strings.Join(names, ", "))
 	}
 	return " (the fields are listed in docs/personas.md)"

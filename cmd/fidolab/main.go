@@ -43,6 +43,7 @@ usage:
   fidolab persona list|show NAME|FILE
   fidolab compat  [--out docs/compatibility.md] [--require]   run libfido2 and python-fido2 against every persona
   fidolab trace   show [--json] TRACE | pcap TRACE OUT.pcapng | import EVENTS -o TRACE   (docs/traces.md)
+                  | scenario TRACE | match TRACE   (a known field failure the trace resembles)
   fidolab replay  TRACE --key KEY [--pin PIN] [--case LABEL] [--all] [--json]   replay a trace, compare the answers
   fidolab replay  TRACE --as-key [--transport T --listen ADDR] [--pin PIN]       serve a key answering as the recorded one
   fidolab probe   --key KEY | --persona NAME|FILE [--destructive] [--report FILE.html|.json]... [--persona-out FILE]
@@ -106,7 +107,7 @@ func exitCode(command string, err error, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent), errors.Is(err, errIncompatible):
+	case errors.Is(err, errCasesFailed), errors.Is(err, errDifferent), errors.Is(err, errIncompatible), errors.Is(err, errNoMatch):
 		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "fidolab %s: %v\n", command, err)

@@ -26,12 +26,14 @@ const traceUsage = `usage:
                                                            a Windows WebAuthN event log (.evtx or XML) as a trace
   fidolab trace scenario [--case LABEL] [--windows V] [-o FILE] TRACE
                                                            a catalog scenario (and the key's persona) reproducing the trace
+  fidolab trace match [--json] [--catalog DIR]... TRACE    the known field failures the trace resembles, and why
+                                                           (exit 0: some match, 1: none, 2: usage)
 `
 
 func cmdTrace(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, traceUsage)
-		return usagef("trace needs show, pcap, import or scenario")
+		return usagef("trace needs show, pcap, import, scenario or match")
 	}
 	switch args[0] {
 	case "show":
@@ -42,6 +44,8 @@ func cmdTrace(args []string, stdout, stderr io.Writer) error {
 		return traceImport(args[1:], stdout, stderr)
 	case "scenario":
 		return traceScenario(args[1:], stdout, stderr)
+	case "match":
+		return traceMatch(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stderr, traceUsage)
 		return flag.ErrHelp

@@ -33,7 +33,8 @@ type Scenario struct {
 	Host        HostSetup
 	Key         KeySetup
 	Steps       []Step
-	File        string // file the scenario came from, as shown in errors
+	Report      *Report // a field report's provenance; nil for the document's cases
+	File        string  // file the scenario came from, as shown in errors
 	Line        int
 }
 
@@ -47,6 +48,26 @@ type HostSetup struct {
 	Tenant                  host.Tenant
 	OnPrem                  host.OnPremises
 	HelloForBusiness        host.HelloForBusiness
+	Probes                  []string // field-report probes the model sends (host.Probes)
+}
+
+// TagFieldReport marks a scenario that reproduces a publicly reported Windows failure; such a
+// scenario has a Report.
+const TagFieldReport = "field-report"
+
+// Report is where a field-report scenario comes from and how to recognise it.
+type Report struct {
+	Source  string // the public report (a URL)
+	Quote   string // the reporter's words
+	Windows string // "confirmed" (the report shows what Windows does) or "inferred"
+	Trigger string // the key behaviour that triggers it
+	Sees    string // what the user sees
+	// Events are the Microsoft-Windows-WebAuthN/Operational event IDs a real export of the
+	// failure holds (docs/traces.md).
+	Events []int
+	// Match are the trace signatures of the failure (scenarios/fieldmatch syntax), for
+	// fidolab trace match.
+	Match []string
 }
 
 // KeySetup is the key as the scenario finds it: its persona and PIN, and the accounts registered
@@ -86,7 +107,7 @@ func (s *Scenario) Config(v host.Version) host.Config {
 	return host.Config{
 		Version: v, Join: s.Host.Join, Enable: s.Host.Enable, SharedPC: s.Host.SharedPC,
 		ProvisionedBeforePolicy: s.Host.ProvisionedBeforePolicy, Online: s.Host.Online, Tenant: s.Host.Tenant,
-		OnPrem: s.Host.OnPrem, HelloForBusiness: s.Host.HelloForBusiness,
+		OnPrem: s.Host.OnPrem, HelloForBusiness: s.Host.HelloForBusiness, Probes: s.Host.Probes,
 	}
 }
 

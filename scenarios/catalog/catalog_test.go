@@ -181,3 +181,30 @@ func TestPersonaFileRelativeToScenario(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "tiny", c.Scenarios[0].Key.Persona.Name)
 }
+
+// TestBuiltInFieldReports: every built-in field-report scenario cites its public report, quotes
+// the reporter, says whether Windows' side is confirmed or inferred, points to the event IDs of a
+// real export, and (where it shows a failure) carries a trace signature.
+func TestBuiltInFieldReports(t *testing.T) {
+	t.Parallel()
+	cat, err := Embedded()
+	require.NoError(t, err)
+	n := 0
+	for _, s := range cat.Scenarios {
+		if !slices.Contains(s.Tags, TagFieldReport) {
+			require.Nil(t, s.Report, s.ID)
+			continue
+		}
+		n++
+		r := s.Report
+		require.NotNil(t, r, "%s: a built-in field report needs its report block", s.ID)
+		require.True(t, strings.HasPrefix(r.Source, "https://github.com/"), s.ID)
+		require.NotEmpty(t, r.Quote, s.ID)
+		require.Contains(t, []string{"confirmed", "inferred"}, r.Windows, s.ID)
+		require.NotEmpty(t, r.Events, s.ID)
+		if !s.Supported {
+			require.NotEmpty(t, r.Match, "%s: a failure a support engineer may meet needs a trace signature", s.ID)
+		}
+	}
+	require.GreaterOrEqual(t, n, 10)
+}

@@ -39,6 +39,24 @@ type scenarioDoc struct {
 	Host      hostDoc       `yaml:"host" catalog:"required"`
 	Key       keyDoc        `yaml:"key"`
 	Steps     list[stepDoc] `yaml:"steps" catalog:"required"`
+	Report    reportDoc     `yaml:"report"`
+}
+
+// reportDoc is a field report's provenance (scenarios tagged field-report).
+type reportDoc struct {
+	mapping
+	Source  text  `yaml:"source" catalog:"required"`
+	Quote   text  `yaml:"quote" catalog:"required"`
+	Windows text  `yaml:"windows" catalog:"required"`
+	Trigger text  `yaml:"trigger" catalog:"required"`
+	Sees    text  `yaml:"sees" catalog:"required"`
+	Events  texts `yaml:"events"`
+	Match   texts `yaml:"match"`
+}
+
+func (d *reportDoc) UnmarshalYAML(n *yaml.Node) error {
+	type plain reportDoc
+	return decodeMapping(n, &d.mapping, (*plain)(d))
 }
 
 type hostDoc struct {
@@ -51,6 +69,7 @@ type hostDoc struct {
 	Tenant                  tenantDoc `yaml:"tenant"`
 	OnPremises              onPremDoc `yaml:"onPremises"`
 	HelloForBusiness        text      `yaml:"helloForBusiness"`
+	Probes                  texts     `yaml:"probes"`
 }
 
 type tenantDoc struct {

@@ -78,6 +78,12 @@ func TestParseErrors(t *testing.T) {
 		name, old, new, want string
 	}{
 		{"unknown field", "supported: true", "supported: true\ncolour: blue", `m.yaml:6: colour: unknown field "colour"`},
+		{"report without the tag", "steps:", "report:\n  source: https://github.com/a/b/issues/1\n  quote: q\n  windows: confirmed\n  trigger: t\n  sees: s\n  events: [1002]\n  match: [\"reset -> ok\"]\n" + "steps:", "m.yaml:14: report: only a scenario tagged field-report has a report"},
+		{"report source not a URL", "supported: true", "supported: true\ntags: [field-report]\nreport:\n  source: vaultwarden-7437\n  quote: q\n  windows: confirmed\n  trigger: t\n  sees: s\n  events: [1002]\n  match: [\"reset -> ok\"]\n", "report.source: \"vaultwarden-7437\": cite the public report by its https:// address"},
+		{"report windows", "supported: true", "supported: true\ntags: [field-report]\nreport:\n  source: https://github.com/a/b/issues/1\n  quote: q\n  windows: maybe\n  trigger: t\n  sees: s\n  events: [1002]\n  match: [\"reset -> ok\"]\n", "report.windows: \"maybe\": want confirmed or inferred"},
+		{"report event", "supported: true", "supported: true\ntags: [field-report]\nreport:\n  source: https://github.com/a/b/issues/1\n  quote: q\n  windows: confirmed\n  trigger: t\n  sees: s\n  events: [4242]\n  match: [\"reset -> ok\"]\n", "report.events: \"4242\" is not a WebAuthN/Operational event ID"},
+		{"report match", "supported: true", "supported: true\ntags: [field-report]\nreport:\n  source: https://github.com/a/b/issues/1\n  quote: q\n  windows: confirmed\n  trigger: t\n  sees: s\n  events: [1002]\n  match: [\"reset -> maybe\"]\n", "report.match: signature \"reset -> maybe\""},
+		{"unknown probe", "enable: intune-oma", "enable: intune-oma\n  probes: [touch]", "host.probes: unknown probe \"touch\" (known: browser-pre-flight, silent-up0)"},
 		{"unknown host field", "  enable: intune-oma", "  enable: intune-oma\n  domain: x", `m.yaml:10: host.domain: unknown field "domain"`},
 		{"unknown step field", "    pin: \"1234\"\n    expect: {signed-in", "    pim: \"1234\"\n    expect: {signed-in", `m.yaml:15: steps[0].pim: unknown field "pim"`},
 		{"missing id", "id: mine\n", "", `m.yaml:1: id: required field missing`},
@@ -142,7 +148,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{
 		`m.yaml:5: supported: want true or false, got text "perhaps"`,
-		`m.yaml:6: colour: unknown field "colour" (known: id, title, section, doc, supported, tags, windows, host, key, steps)`,
+		`m.yaml:6: colour: unknown field "colour" (known: id, title, section, doc, supported, tags, windows, host, key, steps, report)`,
 		`m.yaml:9: host.join: unknown join type "azuread"`,
 		`m.yaml:18: steps[1].action: unknown action "browser-sign-in"`,
 	} {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fidolab/fidolab/scenarios/fieldmatch"
 	"io"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
@@ -119,6 +121,7 @@ func (p *parser) scenario(n *yaml.Node, path string, resolve PersonaResolver) *S
 	if d.Key.given() && p.report(&d.Key, join(path, "key")) {
 		p.keySetup(&d.Key, join(path, "key"), &s.Key)
 	}
+	p.fieldReport(&d, path, s)
 	if per, err := resolve(s.Key.PersonaRef); err != nil {
 		at := n
 		if d.Key.given() {
@@ -179,6 +182,13 @@ func (p *parser) hostSetup(d *hostDoc, path string, h *HostSetup) {
 		if d.OnPremises.PatchedDCs.given() {
 			h.OnPrem.PatchedDCs = d.OnPremises.PatchedDCs.V
 		}
+	}
+	for _, pr := range d.Probes.V {
+		if !slices.Contains(host.Probes, pr) {
+			p.fail(d.Probes.node, join(path, "probes"), "unknown probe %q (known: %s)", pr, strings.Join(host.Probes, ", "))
+			continue
+		}
+		h.Probes = append(h.Probes, pr)
 	}
 	if !d.Tenant.given() || !p.report(&d.Tenant, join(path, "tenant")) {
 		return
@@ -451,4 +461,47 @@ func (p *parser) aliases(n *yaml.Node) bool {
 		found = p.aliases(c) || found
 	}
 	return found
+}
+
+// windowsEvents are the Microsoft-Windows-WebAuthN/Operational event IDs a report may point to
+// (/work reference: the WebAuthN event log tables in docs/traces.md).
+var windowsEvents = []int{1000, 1001, 1002, 1003, 1004, 1005, 1060, 1071, 1100, 1101, 1102, 1103, 1104,
+	2100, 2102, 2103, 2104, 2105, 2106, 2225, 2226}
+
+// fieldReport checks the report block, which only a scenario tagged field-report may have (every
+// built-in one has it; one written by fidolab trace scenario from a trace has none).
+func (p *parser) fieldReport(d *scenarioDoc, path string, s *Scenario) {
+	tagged := slices.Contains(s.Tags, TagFieldReport)
+	rp := join(path, "report")
+	if !d.Report.given() {
+		return // fidolab trace scenario writes field-report scenarios from a trace, without one
+	}
+	if !tagged {
+		p.fail(d.Report.node, rp, "only a scenario tagged %s has a report", TagFieldReport)
+	}
+	if !p.report(&d.Report, rp) {
+		return
+	}
+	r := &Report{Source: d.Report.Source.V, Quote: strings.TrimSpace(d.Report.Quote.V), Windows: d.Report.Windows.V,
+		Trigger: strings.TrimSpace(d.Report.Trigger.V), Sees: strings.TrimSpace(d.Report.Sees.V), Match: d.Report.Match.V}
+	if ok(&d.Report.Source) && !strings.HasPrefix(r.Source, "https://") {
+		p.fail(d.Report.Source.node, join(rp, "source"), "%q: cite the public report by its https:// address", r.Source)
+	}
+	if ok(&d.Report.Windows) && r.Windows != "confirmed" && r.Windows != "inferred" {
+		p.fail(d.Report.Windows.node, join(rp, "windows"), "%q: want confirmed or inferred", r.Windows)
+	}
+	for _, e := range d.Report.Events.V {
+		id, err := strconv.Atoi(e)
+		if err != nil || !slices.Contains(windowsEvents, id) {
+			p.fail(d.Report.Events.node, join(rp, "events"), "%q is not a WebAuthN/Operational event ID this catalog knows", e)
+			continue
+		}
+		r.Events = append(r.Events, id)
+	}
+	for _, m := range r.Match {
+		if _, err := fieldmatch.Parse(m); err != nil {
+			p.fail(d.Report.Match.node, join(rp, "match"), "%v", err)
+		}
+	}
+	s.Report = r
 }

@@ -89,7 +89,8 @@ var actions = map[string]actionSpec{
 	host.ActRDPSignIn:         {args: map[string]func(string) error{"redirection": boolText, "at": remoteAt}, required: []string{"redirection"}},
 	host.ActRemoteSignIn: {args: map[string]func(string) error{"via": remoteVia, "redirection": boolText, "at": remoteAt},
 		required: []string{"via", "redirection"}},
-	host.ActRegisterOtherSite:          {needAccount: true, args: map[string]func(string) error{"rp": rpIDArg}, required: []string{"rp"}},
+	host.ActRegisterOtherSite: {needAccount: true, args: map[string]func(string) error{"rp": rpIDArg,
+		"uv": oneOf("required", "preferred", "discouraged"), "exclude": oneOf("other-key")}, required: []string{"rp"}},
 	host.ActRegisterOtherTenant:        {needAccount: true, args: map[string]func(string) error{"tenant": tenantArg}, required: []string{"tenant"}},
 	host.ActRunAs:                      {},
 	host.ActSMIMESign:                  {},
@@ -115,7 +116,7 @@ var codes = []string{
 	host.CodeNoCredentials, host.CodeKeyStoreFull, host.CodeNoHMACSecret, host.CodeNoResidentKeys,
 	host.CodeNoUserVerification, host.CodeAttestationRejected, host.CodeAAGUIDBlocked,
 	host.CodeCredentialRevoked, host.CodeOnPremNotSetUp, host.CodeOfflineNoCachedSecret, host.CodeOfflineSecretMismatch,
-	host.CodeResetNotAllowed, host.CodeUserCancelled, host.CodeTimeout, host.CodeKeyError,
+	host.CodeResetNotAllowed, host.CodeResetFailed, host.CodeUserCancelled, host.CodeTimeout, host.CodeKeyError,
 }
 
 var joins = []host.Join{host.JoinEntra, host.JoinHybrid, host.JoinOnPrem, host.JoinWorkgroup}

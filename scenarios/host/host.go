@@ -126,6 +126,10 @@ type Config struct {
 	// HelloForBusiness is Windows Hello for Business on the device ("" = not configured); the
 	// document says security-key sign-in does not depend on it.
 	HelloForBusiness HelloForBusiness
+	// Probes are extra requests a field report says Windows sends on some path, turned on for this
+	// case (ProbeBrowserPreflight, ProbeSilentUP); the Windows model sends them, a real Windows
+	// does what it does.
+	Probes []string
 }
 
 // Action is one thing the user (or an admin) does; Name is from the action vocabulary in

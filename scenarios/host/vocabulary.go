@@ -127,6 +127,9 @@ const (
 	CodeOfflineSecretMismatch = "offline-secret-mismatch"
 	// CodeResetNotAllowed: reset asked more than 10 s after power-up.
 	CodeResetNotAllowed = "reset-not-allowed"
+	// CodeResetFailed: Settings › Manage › Reset ended with Windows saying the key could not be
+	// reset (the key refused authenticatorReset for another reason than the power-up window).
+	CodeResetFailed = "reset-failed"
 	// CodeUserCancelled: the user cancelled.
 	CodeUserCancelled = "user-cancelled"
 	// CodeTimeout: the key did not answer (or the user did not touch it) in time.
@@ -134,3 +137,17 @@ const (
 	// CodeKeyError: anything else; Reason says what.
 	CodeKeyError = "key-error"
 )
+
+// Field-report probes (Config.Probes): requests a public report says Windows sends besides the
+// real one on some path (docs/scenarios.md, known field failures).
+const (
+	// ProbeBrowserPreflight: on a browser sign-in, the getAssertion is first sent with up=false
+	// and the same PIN token, then for real (BryanJacobs/FIDO2Applet #34).
+	ProbeBrowserPreflight = "browser-pre-flight"
+	// ProbeSilentUP: at the lock screen, a getAssertion with up=false and no PIN before anything
+	// else (inferred: mooltipass/minible PR #168 suggests it for Windows, unconfirmed).
+	ProbeSilentUP = "silent-up0"
+)
+
+// Probes lists the field-report probe names.
+var Probes = []string{ProbeBrowserPreflight, ProbeSilentUP}

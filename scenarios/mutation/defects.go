@@ -49,6 +49,21 @@ var Defects = []Defect{
 	{ID: "spurious-error", What: "the first CBOR request is answered CTAP1_ERR_OTHER",
 		Knobs: func(k *emulator.Knobs) { k.FailNext = []string{"CTAP1_ERR_OTHER"} }, Visible: true, Cause: "CTAP1_ERR_OTHER"},
 
+	// Field reports (docs/scenarios.md, known field failures).
+	{ID: "reset-refused", What: "authenticatorReset refused by design (CTAP2_ERR_OPERATION_DENIED), as on Mooltipass Mini BLE",
+		Persona: "base: default\nquirks: {resetRefused: true}", Visible: true, Cause: "refuses authenticatorReset"},
+	{ID: "pin-token-single-use", What: "the PIN token serves one request only, even an up=false pre-flight (FIDO2Applet's default)",
+		Persona: "base: default\nquirks: {pinTokenSingleUse: true}", Visible: true, Cause: "PIN_AUTH_INVALID"},
+	{ID: "up-false-refused", What: "getAssertion with up=false answered CTAP2_ERR_INVALID_OPTION",
+		Persona: "base: default\nquirks: {upFalseRefused: true}", Visible: true, Cause: "up=false"},
+	{ID: "up-false-ignored", What: "getAssertion with up=false asks for a touch and sets the UP flag (a silent probe prompts; a pre-flight prompts twice)",
+		Persona: "base: default\nquirks: {upFalseIgnored: true}", Visible: true, Cause: "UP flag"},
+	{ID: "bad-signature-hmac-secret", What: "the assertion signature does not verify whenever hmac-secret is requested (Solo 1, 2019)",
+		Persona: "base: default\nquirks: {badSignatureWithHmacSecret: true}",
+		Knobs:   func(k *emulator.Knobs) { k.BadSignatureWithHMACSecret = true }, Visible: true, Cause: "asked for hmac-secret"},
+	{ID: "long-user-refused", What: "makeCredential with a user name over 64 bytes refused (CTAP2_ERR_PIN_AUTH_INVALID) instead of truncated",
+		Persona: "base: default\nquirks: {longUserFieldsRefused: true}", Visible: true, Cause: "fresh PIN token"},
+
 	// Attestation and capacities.
 	{ID: "attestation-none", What: "attestation format none (no statement)",
 		Persona: "base: default\nattestation: none", Visible: true, Cause: "attestation refused"},

@@ -185,6 +185,12 @@ func outcomeCause(s *result.Step, info *ctap.GetInfoResponse) string {
 		return "the key reported that the user declined: " + o.Reason
 	case host.CodeOfflineSecretMismatch:
 		return "the key's hmac-secret output differs from the one Windows cached online, so the offline sign-in cache does not open"
+	case host.CodePINInvalid:
+		if strings.Contains(o.Reason, "fresh PIN token") {
+			return "the key refuses a request Windows made with a fresh PIN token: " + o.Reason
+		}
+	case host.CodeResetFailed:
+		return "the key refuses authenticatorReset: " + o.Reason
 	case host.CodeKeyError:
 		if o.Reason != "" {
 			return "the key answered with an error: " + o.Reason

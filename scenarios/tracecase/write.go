@@ -75,6 +75,8 @@ func (c *Case) WriteYAML(w io.Writer, personaRef, source string) error {
 	if c.Host.HelloForBusiness != "" {
 		field(&b, "  ", "helloForBusiness", string(c.Host.HelloForBusiness))
 	}
+	// The field-report probes the recorded case had Windows send (they shaped its traffic).
+	list(&b, "  ", "probes", c.Host.Probes)
 	b.WriteString("key:\n")
 	field(&b, "  ", "persona", personaRef)
 	c.comment(&b, "  ", "key.pin")
@@ -236,6 +238,14 @@ func (c *Case) PersonaWriter(p *replay.Plan, source string) func(io.Writer) erro
 			return err
 		}
 		per, guesses := pr.Persona()
+		if c.Known != nil && c.Known.Key.Persona != nil {
+			// A fidolab run of a catalog scenario: the field-report quirks its key had shape
+			// answers a getInfo cannot show, so they come from the scenario's persona.
+			k := c.Known.Key.Persona.Quirks
+			q := &per.Quirks
+			q.ResetRefused, q.PINTokenSingleUse, q.UPFalseRefused = k.ResetRefused, k.PINTokenSingleUse, k.UPFalseRefused
+			q.BadSignatureWithHMACSecret, q.LongUserFieldsRefused = k.BadSignatureWithHMACSecret, k.LongUserFieldsRefused
+		}
 		return keyprofile.WritePersona(w, per, guesses, "fidolab persona: mirrors the key recorded in "+nonEmpty(source, "a trace")+
 			"\nLines marked GUESS were not observed; check them against the key's datasheet.")
 	}

@@ -84,6 +84,10 @@ func (h *Host) resetKey(ctx context.Context, n *notes) (result.Outcome, error) {
 			n.add("authenticatorReset answered %v: outside the key's power-up window", st)
 			return fail(host.CodeResetNotAllowed, "reset is only allowed shortly after plugging the key in"), nil
 		}
+		if st, ok := statusOf(err); ok && st != ctap.ErrKeepaliveCancel && st != ctap.ErrUserActionTimeout {
+			n.add("authenticatorReset answered %v", st)
+			return fail(host.CodeResetFailed, fmt.Sprintf("Windows says the security key could not be reset: the key answered authenticatorReset %v", st)), nil
+		}
 		return outcomeOf("reset", err)
 	}
 	return done("key reset"), nil

@@ -93,7 +93,11 @@ func (t *Target) NewHost(ctx context.Context, cfg host.Config, key host.Key) (ho
 	if err != nil {
 		return nil, fmt.Errorf("winmodel: tenant: %w", err)
 	}
-	h := &Host{cfg: cfg, key: key, rules: t.rules, probes: t.probes, wallSlack: t.wallSlack, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
+	field, err := fieldProbes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{cfg: cfg, key: key, rules: t.rules, probes: append(field, t.probes...), wallSlack: t.wallSlack, tenant: ten, online: cfg.Online, cache: map[string]*cached{}}
 	if _, err := rand.Read(h.salt[:]); err != nil {
 		return nil, fmt.Errorf("winmodel: device salt: %w", err)
 	}

@@ -48,23 +48,38 @@ func (h *Host) registerOtherSite(ctx context.Context, a host.Action, n *notes) (
 	}
 	// The site's own user handle: any relying party's, unrelated to Entra's.
 	handle := sha256.Sum256([]byte(rpID + "\x00" + a.Account))
+	// The page's userVerification (Args uv, default required) and, with Args exclude=other-key,
+	// an excludeList naming a credential of another key the user registered earlier.
+	uvReq := protocol.VerificationRequired
+	if a.Args["uv"] != "" {
+		uvReq = protocol.UserVerificationRequirement(a.Args["uv"])
+	}
 	pend, err := site.BeginRegister(&rp.User{ID: handle[:16], Name: a.Account, DisplayName: a.Account},
-		rp.RegisterOptions{ResidentKey: true, UserVerification: protocol.VerificationRequired})
+		rp.RegisterOptions{ResidentKey: true, UserVerification: uvReq})
 	if err != nil {
 		return result.Outcome{}, err
 	}
-	v, o, err := verify(ctx, c, info, a.PIN, ctap.PermMakeCredential, rpID, n)
-	if o != nil || err != nil {
-		return deref(o), err
-	}
 	req := pend.Request
-	var opts *ctap.Options
-	req.PinUvAuthParam, req.PinUvAuthProtocol, opts = v.apply(pend.ClientDataHash)
-	if opts != nil {
-		if req.Options == nil {
-			req.Options = &ctap.Options{}
+	if a.Args["exclude"] == "other-key" {
+		other := sha256.Sum256([]byte("another key's credential\x00" + rpID + "\x00" + a.Account))
+		req.ExcludeList = append(req.ExcludeList, ctap.CredentialDescriptor{ID: other[:], Type: ctap.CredentialTypePublicKey})
+		n.add("excludeList: a credential of another key %s registered earlier", shortID(other[:]))
+	}
+	if uvReq == protocol.VerificationDiscouraged {
+		n.add("userVerification discouraged: no PIN asked")
+	} else {
+		v, o, err := verify(ctx, c, info, a.PIN, ctap.PermMakeCredential, rpID, n)
+		if o != nil || err != nil {
+			return deref(o), err
 		}
-		req.Options.UV = opts.UV
+		var opts *ctap.Options
+		req.PinUvAuthParam, req.PinUvAuthProtocol, opts = v.apply(pend.ClientDataHash)
+		if opts != nil {
+			if req.Options == nil {
+				req.Options = &ctap.Options{}
+			}
+			req.Options.UV = opts.UV
+		}
 	}
 	if o, err := h.probe(ctx, PathBrowserRegister, BeforeRequest, c, info, req, n); o != nil || err != nil {
 		return deref(o), err

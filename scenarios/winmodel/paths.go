@@ -41,7 +41,10 @@ type Probe struct {
 	Path   Path
 	Stage  Stage
 	Source string // where the behaviour is reported (reference windows-host.md § …)
-	Run    func(ctx context.Context, p ProbeContext) (*result.Outcome, error)
+	// When, if set, says whether Windows sends the probe at all for this request (its trigger);
+	// a probe not sent leaves no note.
+	When func(ProbeContext) bool
+	Run  func(ctx context.Context, p ProbeContext) (*result.Outcome, error)
 }
 
 // ProbeContext is what a probe sees.
@@ -66,8 +69,12 @@ func (h *Host) probe(ctx context.Context, path Path, stage Stage, c *client.Clie
 		if p.Path != path || p.Stage != stage {
 			continue
 		}
+		pc := ProbeContext{Client: c, Info: info, Request: req, Note: n.add}
+		if p.When != nil && !p.When(pc) {
+			continue
+		}
 		n.add("probe %s (%s)", p.Name, p.Source)
-		o, err := p.Run(ctx, ProbeContext{Client: c, Info: info, Request: req, Note: n.add})
+		o, err := p.Run(ctx, pc)
 		if err != nil {
 			return nil, fmt.Errorf("winmodel: probe %s: %w", p.Name, err)
 		}

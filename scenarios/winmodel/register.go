@@ -134,6 +134,12 @@ func (h *Host) registerAt(ctx context.Context, a host.Action, ten *entra.Tenant,
 		return deref(o), err
 	}
 	res, err := c.MakeCredential(ctx, req)
+	if st, ok := statusOf(err); ok && st == ctap.ErrPINAuthInvalid {
+		// The token was just issued for this PIN, so the key's refusal is not the PIN's fault;
+		// Windows reads it as one all the same (0x8007052E) and asks for the PIN again.
+		n.add("makeCredential answered %v right after a PIN token was issued: Windows reports 0x8007052E and asks for the PIN again", st)
+		return fail(host.CodePINInvalid, "the key answered makeCredential CTAP2_ERR_PIN_AUTH_INVALID with a fresh PIN token: Windows shows 0x8007052E (user name or password is incorrect) and asks for the PIN again, in a loop"), nil
+	}
 	if err != nil {
 		return outcomeOf("makeCredential", err)
 	}

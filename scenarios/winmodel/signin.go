@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/harness/client"
@@ -104,7 +105,11 @@ func (h *Host) logon(ctx context.Context, a host.Action, unlock bool, n *notes) 
 		}
 		si, err := h.tenant.Redeem(nonce, first)
 		if err != nil {
-			return outcomeOf("Entra sign-in", err)
+			o, oerr := outcomeOf("Entra sign-in", err)
+			if hs != nil && strings.Contains(o.Reason, "verification failed") {
+				o.Reason += " (the getAssertion asked for hmac-secret)"
+			}
+			return o, oerr
 		}
 		account = si.UPN
 		if o := h.onPremises(n); o != nil {
