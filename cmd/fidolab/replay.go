@@ -59,17 +59,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if *asKey == (*keySpec != "") {
 		return usagef("give --key KEY (replay against a key) or --as-key (serve the recorded key), one of them")
 	}
-	f, err := os.Open(pos[0])
+	plan, err := readPlan(pos[0], *caseSel)
 	if err != nil {
 		return err
-	}
-	plan, err := replay.ReadPlan(bufio.NewReader(f))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
-	}
-	if err := plan.Select(*caseSel); err != nil {
-		return usagef("%v", err)
 	}
 	if *asKey {
 		return serveAsKey(plan, pos[0], *pin, *timing, *personaOut, sv, tf, stderr)
@@ -312,4 +304,22 @@ func writePersonaFile(path string, p *persona.Persona, guesses []keyprofile.Gues
 		err = cerr
 	}
 	return err
+}
+
+// readPlan reads the trace at path as a replay plan and keeps the cases sel names (all for "");
+// a sel that names none is a usage error.
+func readPlan(path, sel string) (*replay.Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	plan, err := replay.ReadPlan(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := plan.Select(sel); err != nil {
+		return nil, usagef("%v", err)
+	}
+	return plan, nil
 }

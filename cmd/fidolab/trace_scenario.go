@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
-	"github.com/fidolab/fidolab/harness/replay"
 	"github.com/fidolab/fidolab/scenarios/tracecase"
 )
 
@@ -26,17 +23,9 @@ func traceScenario(args []string, stdout, stderr io.Writer) error {
 	if len(pos) != 1 {
 		return usagef("trace scenario needs one TRACE file")
 	}
-	f, err := os.Open(pos[0])
+	plan, err := readPlan(pos[0], *caseSel)
 	if err != nil {
 		return err
-	}
-	plan, err := replay.ReadPlan(bufio.NewReader(f))
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
-	}
-	if err := plan.Select(*caseSel); err != nil {
-		return usagef("%v", err)
 	}
 	if len(plan.Groups) != 1 {
 		var labels []string
