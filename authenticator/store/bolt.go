@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fidolab/fidolab/authenticator/userfile"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -47,7 +48,7 @@ func OpenFile(path string, opts ...Option) (Store, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("%w: it is a %s, not a regular file", ErrNotState, fileKind(fi.Mode()))
+			return nil, fmt.Errorf("%w: it is %s, not a regular file", ErrNotState, userfile.Kind(fi.Mode()))
 		}
 		if fi.Mode().Perm()&0o077 != 0 {
 			return nil, fmt.Errorf("%w: %s has mode %04o, want 0600 (chmod 600 %s)", ErrPermissions, path, fi.Mode().Perm(), path)
@@ -55,20 +56,6 @@ func OpenFile(path string, opts ...Option) (Store, error) {
 		return openExisting(path, o)
 	}
 	return nil, fmt.Errorf("store: %s keeps appearing and disappearing", path)
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
 }
 
 // openExisting checks the file's structure while holding its lock, so no live writer changes it
