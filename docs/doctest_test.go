@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
@@ -282,7 +283,7 @@ func (e *docEnv) background(t *testing.T, work string, b Block, timeout time.Dur
 	cmd := exec.Command("bash", "-eo", "pipefail", "-c", b.Code)
 	cmd.Dir, cmd.Env = work, e.environ(work)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
@@ -321,7 +322,7 @@ func (e *docEnv) background(t *testing.T, work string, b Block, timeout time.Dur
 type server struct {
 	name string
 	stop func()
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 }
 
 var (
@@ -467,21 +468,3 @@ func requirePython(t *testing.T, fido2 bool) {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/persona"
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/stretchr/testify/require"
 )
@@ -66,7 +67,7 @@ func TestReplayAsKeyCommand(t *testing.T) {
 	sock := filepath.Join(dir, "as-key.sock")
 	pout := filepath.Join(dir, "recorded.yaml")
 	cmd := exec.Command(fidolabBinary(t), "replay", tr, "--as-key", "--listen", "unix:"+sock, "--pin", "1357", "--persona-out", pout)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

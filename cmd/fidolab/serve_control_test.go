@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,7 +21,7 @@ import (
 func startServeEnv(t *testing.T, env []string, args ...string) (*served, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncBuffer{}}
+	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(fidolabBinary(t), append([]string{"serve", "--listen", "unix:" + s.sock}, args...)...)
 	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stderr = s.stderr
@@ -126,7 +127,7 @@ func TestServeControlUnixSocket(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctlPath := filepath.Join(dir, "control.sock")
-	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncBuffer{}}
+	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(fidolabBinary(t), "serve", "--listen", "unix:"+s.sock, "--control", "unix:"+ctlPath,
 		"--control-token", tokenFile(t, "unix-token-0123456789", 0o600))
 	s.cmd.Stderr = s.stderr

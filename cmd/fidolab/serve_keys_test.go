@@ -15,6 +15,7 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/fidolab/fidolab/transport/socket"
 	"github.com/fidolab/fidolab/transport/usbredir/usbredirtest"
 	"github.com/stretchr/testify/require"
@@ -26,7 +27,7 @@ func TestServeKeys(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sockDir, stateDir := filepath.Join(dir, "sock")+"/", filepath.Join(dir, "state")+"/"
-	s := &served{stderr: &syncBuffer{}}
+	s := &served{stderr: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(fidolabBinary(t), "serve", "--keys", "3", "--listen", "unix:"+sockDir,
 		"--state", stateDir, "--persona", "default", "--control", "127.0.0.1:0")
 	s.cmd.Stderr = s.stderr
@@ -159,7 +160,7 @@ func TestServeKeysControlGuard(t *testing.T) {
 	t.Parallel()
 	const tok = "keys-token-0123456789abcdef"
 	dir := t.TempDir()
-	s := &served{stderr: &syncBuffer{}}
+	s := &served{stderr: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(fidolabBinary(t), "serve", "--keys", "2", "--listen", "unix:"+filepath.Join(dir, "sock")+"/",
 		"--control", "127.0.0.1:0", "--control-token", tokenFile(t, tok, 0o600))
 	s.cmd.Stderr = s.stderr
@@ -192,7 +193,7 @@ func TestServeKeysUSBRedir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sockDir := filepath.Join(dir, "redir") + "/"
-	s := &served{stderr: &syncBuffer{}}
+	s := &served{stderr: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(fidolabBinary(t), "serve", "--keys", "2", "--transport", "usbredir", "--listen", "unix:"+sockDir,
 		"--state", filepath.Join(dir, "state")+"/")
 	s.cmd.Stderr = s.stderr

@@ -18,6 +18,7 @@ import (
 	"github.com/fidolab/fidolab/ctap"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
 	"github.com/fidolab/fidolab/harness/client"
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/fidolab/fidolab/transport/socket"
 	"github.com/stretchr/testify/require"
 )
@@ -51,31 +52,13 @@ func fidolabBinary(t *testing.T) string {
 type served struct {
 	cmd    *exec.Cmd
 	sock   string
-	stderr *syncBuffer
-}
-
-// syncBuffer collects a child's stderr while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *syncbuf.Buffer
 }
 
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
 	dir := t.TempDir()
-	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncBuffer{}}
+	s := &served{sock: filepath.Join(dir, "key.sock"), stderr: &syncbuf.Buffer{}}
 	full := append([]string{"serve", "--listen", "unix:" + s.sock}, args...)
 	s.cmd = exec.Command(fidolabBinary(t), full...)
 	s.cmd.Stderr = s.stderr
@@ -213,7 +196,7 @@ func TestServeListenIsLoopbackOnlyUnlessAllowed(t *testing.T) {
 		require.True(t, os.IsNotExist(err), "a refused serve makes no state file")
 	}
 
-	s := &served{stderr: &syncBuffer{}}
+	s := &served{stderr: &syncbuf.Buffer{}}
 	s.cmd = exec.Command(fidolabBinary(t), "serve", "--listen", "tcp:0.0.0.0:0", "--allow-remote")
 	s.cmd.Stderr = s.stderr
 	require.NoError(t, s.cmd.Start())

@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/fidolab/fidolab/transport/usbip/usbiptest"
 	"github.com/fidolab/fidolab/transport/usbredir/usbredirtest"
 	"github.com/stretchr/testify/require"
 )
 
 // startServeArgs runs `fidolab serve ARGS` and waits until it says where it serves.
-func startServeArgs(t *testing.T, args ...string) *syncBuffer {
+func startServeArgs(t *testing.T, args ...string) *syncbuf.Buffer {
 	t.Helper()
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd := exec.Command(fidolabBinary(t), append([]string{"serve"}, args...)...)
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())

@@ -6,39 +6,22 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/fidolab/fidolab/transport/usbdev"
 	"github.com/fidolab/fidolab/transport/usbip"
 	"github.com/fidolab/fidolab/transport/usbip/usbiptest"
 	"github.com/stretchr/testify/require"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	key  *emulator.Key
 	addr string
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // serve exports a fresh in-memory key on a loopback port chosen by the system.
@@ -49,7 +32,7 @@ func serve(t *testing.T, busid string) *rig {
 	t.Cleanup(func() { _ = k.Close() })
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv, err := usbip.NewServer(usbip.Config{Device: k.Device, USB: usbdev.NewFromPersona(k.Persona.HID), Plug: k, BusID: busid,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)

@@ -6,40 +6,22 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fidolab/fidolab/authenticator/emulator"
 	"github.com/fidolab/fidolab/ctap/ctaphid"
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/fidolab/fidolab/transport/usbdev"
 	"github.com/fidolab/fidolab/transport/usbredir"
 	"github.com/fidolab/fidolab/transport/usbredir/usbredirtest"
 	"github.com/stretchr/testify/require"
 )
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	key  *emulator.Key
 	addr string
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // serve runs a usbredir server for a fresh in-memory key on a Unix socket in t's temp dir.
@@ -51,7 +33,7 @@ func serve(t *testing.T) *rig {
 	addr := filepath.Join(t.TempDir(), "redir.sock")
 	l, err := net.Listen("unix", addr)
 	require.NoError(t, err)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv := usbredir.NewServer(usbredir.Config{
 		Device: k.Device, USB: usbdev.NewFromPersona(k.Persona.HID), Plug: k,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidolab/fidolab/harness/syncbuf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fidolab/fidolab/harness/vm"
@@ -19,9 +20,9 @@ import (
 )
 
 // hostServe runs `fidolab serve ARGS` on the host and returns its stderr once it serves.
-func hostServe(t *testing.T, bin string, args ...string) *syncBuffer {
+func hostServe(t *testing.T, bin string, args ...string) *syncbuf.Buffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	cmd.Stderr = out
 	require.NoError(t, cmd.Start())
