@@ -25,6 +25,7 @@ import (
 // servedKey is an emulated key served as `fidolab serve` serves it: a report socket and a control API.
 type servedKey struct {
 	k       *emulator.Key
+	path    string // the socket's path
 	sock    string // unix:PATH
 	control string // HOST:PORT
 }
@@ -45,7 +46,7 @@ func serveKey(t *testing.T) *servedKey {
 	srv := &http.Server{Handler: control.Handler(k)}
 	go func() { _ = srv.Serve(cl) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return &servedKey{k: k, sock: "unix:" + sock, control: cl.Addr().String()}
+	return &servedKey{k: k, path: sock, sock: "unix:" + sock, control: cl.Addr().String()}
 }
 
 func (s *servedKey) spec(withControl bool) string {
