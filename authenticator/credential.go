@@ -303,14 +303,12 @@ func publicCOSE(alg int, secret []byte) ([]byte, error) {
 func (a *Authenticator) sign(alg int, secret, msg []byte) ([]byte, error) {
 	switch cose.Algorithm(alg) {
 	case cose.AlgES256:
-		k, err := signer.NewPrivateKey(secret)
-		if err != nil {
-			return nil, ctap.Errorf(ctap.ErrOther, "credential key: %v", err)
-		}
-		defer k.Destroy()
 		digest := sha256.Sum256(msg)
-		sig, err := a.sig.Sign(k, digest[:])
-		if err != nil {
+		sig, err := a.sig.SignScalar(secret, digest[:])
+		switch {
+		case errors.Is(err, signer.ErrInvalidKey):
+			return nil, ctap.Errorf(ctap.ErrOther, "credential key: %v", err)
+		case err != nil:
 			return nil, ctap.Errorf(ctap.ErrOther, "signing: %v", err)
 		}
 		return sig, nil
