@@ -425,7 +425,7 @@ func (s *db) PutPIN(p PIN) error {
 	return s.update(func(t txn) error { return t.put(bucketMeta, keyPIN, enc) })
 }
 
-func (s *db) Settings() (st Settings, err error) {
+func (s *db) Settings() (Settings, error) {
 	gen := s.writes.Load()
 	s.cacheMu.Lock()
 	hit, st := s.cacheOK && s.cacheGen == gen, s.cached
@@ -438,16 +438,8 @@ func (s *db) Settings() (st Settings, err error) {
 			return Settings{}, ErrClosed
 		}
 	} else {
-		st = Settings{} // an absent record means defaults, not what was cached
-		err = s.view(func(t txn) error {
-			v := t.get(bucketMeta, keySettings)
-			if v == nil {
-				return nil
-			}
-			st, err = decodeSettings(v)
-			return err
-		})
-		if err != nil {
+		var err error
+		if st, err = s.readSettings(); err != nil {
 			return Settings{}, err
 		}
 		s.cacheMu.Lock()
@@ -456,6 +448,23 @@ func (s *db) Settings() (st Settings, err error) {
 	}
 	st.MinPINLengthRPIDs = slices.Clone(st.MinPINLengthRPIDs) // callers own what they get
 	return st, nil
+}
+
+// readSettings reads the settings record; an absent one means the defaults. It is apart from
+// Settings so that the variables its closure captures (and so moves to the heap) are not
+// Settings' own: a cache hit, once per getAssertion, allocates nothing.
+func (s *db) readSettings() (Settings, error) {
+	var st Settings
+	err := s.view(func(t txn) error {
+		v := t.get(bucketMeta, keySettings)
+		if v == nil {
+			return nil
+		}
+		var err error
+		st, err = decodeSettings(v)
+		return err
+	})
+	return st, err
 }
 
 func (s *db) PutSettings(st Settings) error {

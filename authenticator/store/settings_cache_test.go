@@ -76,3 +76,21 @@ func TestSettingsCacheConcurrent(t *testing.T) {
 		require.Equal(t, Settings{AlwaysUV: false, MinPINLength: 4 + 49%3}, got)
 	})
 }
+
+// TestSettingsCacheHitAllocatesNothing: every getAssertion reads the settings (alwaysUv), so
+// a cache hit must cost no allocation (it cost two while Settings' results were captured by
+// the closure of its miss path).
+func TestSettingsCacheHitAllocatesNothing(t *testing.T) {
+	for _, impl := range implementations { // not forEach: AllocsPerRun refuses parallel tests
+		s := impl.open(t)
+		require.NoError(t, s.PutSettings(Settings{AlwaysUV: true, MinPINLength: 6}))
+		_, err := s.Settings() // fills the cache
+		require.NoError(t, err)
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, err := s.Settings(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		require.Zero(t, allocs, impl.name)
+	}
+}
