@@ -1,6 +1,7 @@
 package authenticator
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -115,6 +116,16 @@ type credential struct {
 	blob        []byte            // credBlob
 	resident    *store.Credential // nil for a non-resident credential
 	secret      []byte
+
+	// opened is where openCredentialID puts what it unseals, so that opening an ID (on every
+	// getAssertion) is one allocation instead of four: the ID's copy, the plaintext (secret ‖
+	// credBlob) and the AAD live in the credential itself when they fit, as an ES256 ID with a
+	// credBlob of up to 32 bytes does.
+	opened struct {
+		id  [credIDBaseLen + 32]byte
+		pt  [credSecretLen + 32]byte
+		aad [2 + 32]byte
+	}
 }
 
 func (c *credential) wipe() {
@@ -174,23 +185,24 @@ func (a *Authenticator) openCredentialID(id, rpIDHash []byte) (c *credential, ok
 	if n == 0 || len(id) < credIDLen(alg) {
 		return nil, false, nil
 	}
-	pt, err := keys.aead.Open(nil, id[2:credIDHeader], id[credIDHeader:], credAAD(id[:2], rpIDHash))
+	c = &credential{alg: alg, credProtect: meta & metaCredProtect, hmacSecret: meta&metaHMACSecret != 0}
+	aad := append(append(c.opened.aad[:0], id[:2]...), rpIDHash...)
+	pt, err := keys.aead.Open(c.opened.pt[:0], id[2:credIDHeader], id[credIDHeader:], aad)
 	if err != nil || len(pt) < n {
 		return nil, false, nil
 	}
-	c = &credential{
-		id:          append([]byte(nil), id...),
-		alg:         alg,
-		credProtect: meta & metaCredProtect,
-		hmacSecret:  meta&metaHMACSecret != 0,
-		secret:      pt[:n:n],
+	if len(id) <= len(c.opened.id) {
+		c.id = append(c.opened.id[:0], id...)
+	} else {
+		c.id = bytes.Clone(id)
 	}
+	c.secret = pt[:n:n]
 	if len(pt) > n {
-		c.blob = append([]byte(nil), pt[n:]...)
+		c.blob = pt[n:len(pt):len(pt)]
 	}
 	if meta&metaResident != 0 {
 		clear(pt)
-		c.secret = nil
+		c.secret, c.blob = nil, nil
 		return c, true, nil // the caller resolves it in the store
 	}
 	return c, true, nil
