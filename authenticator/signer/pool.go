@@ -92,10 +92,18 @@ type batch struct {
 	pairs  []pair
 	k      []ordElement
 	prefix []ordElement
+	// The nonce points' Jacobian X and Z, prefix products of Z and their affine x, for the
+	// batched conversion of field.go.
+	px, pz, pprefix []fieldElement
+	x               [][32]byte
 }
 
 func newBatch(n int) *batch {
-	return &batch{pairs: make([]pair, n), k: make([]ordElement, n), prefix: make([]ordElement, n)}
+	return &batch{
+		pairs: make([]pair, n), k: make([]ordElement, n), prefix: make([]ordElement, n),
+		px: make([]fieldElement, n), pz: make([]fieldElement, n), pprefix: make([]fieldElement, n),
+		x: make([][32]byte, n),
+	}
 }
 
 func (b *batch) wipe() {
@@ -104,60 +112,61 @@ func (b *batch) wipe() {
 	}
 	clear(b.k)
 	clear(b.prefix)
+	clear(b.px)
+	clear(b.pz)
+	clear(b.pprefix)
+	clear(b.x)
 }
 
-// generatePairs fills out with fresh pairs. k and prefix are scratch of the
-// same length as out; all three are left holding secrets only in out.
+// generate fills b.pairs[:n] with fresh pairs; the rest of b is scratch, left holding secrets
+// only in the pairs.
 //
-// Each k is drawn uniformly from [1, n-1] by rejection sampling 32 bytes of
-// rand. The inversions are batched with Montgomery's trick: with prefix
-// products P_i = k_0···k_i, one inversion of P_last and 3 multiplications per
-// element yield every k_i⁻¹, so a batch of B costs B point multiplications
-// plus a single inversion instead of B of them.
-func generatePairs(rand io.Reader, out []pair, k, prefix []ordElement) error {
+// Each k is drawn uniformly from [1, n-1] by rejection sampling 32 bytes of rand. Both
+// inversions a pair needs are batched with Montgomery's trick (prefix products, one inversion
+// of the last, then a few multiplications per element walking back): k⁻¹ mod n here, and the
+// Z⁻² mod p that turns the point k·G into its affine x in field.go's batchAffineX. A batch of
+// B then costs B point multiplications plus two inversions instead of 2B of them. Where this
+// build cannot read nistec's coordinates (jacobian), each x comes from BytesX as before.
+func (b *batch) generate(rand io.Reader, n int) error {
+	out, k, prefix := b.pairs[:n], b.k[:n], b.prefix[:n]
 	var (
-		buf   [32]byte
-		kNorm ordElement
-		inv   ordElement
-		kInv  ordElement
-		one   = ordElement{1}
+		inv  ordElement
+		kInv ordElement
+		one  = ordElement{1}
 	)
 	defer func() {
-		clear(buf[:])
-		clear(kNorm[:])
 		clear(inv[:])
 		clear(kInv[:])
 		clear(k)
 		clear(prefix)
+		clear(b.px)
+		clear(b.pz)
+		clear(b.pprefix)
+		clear(b.x)
 	}()
 	point := nistec.NewP256Point()
 	for i := range out {
-		for {
-			if _, err := io.ReadFull(rand, buf[:]); err != nil {
-				return fmt.Errorf("signer: reading nonce randomness: %w", err)
+		if err := drawNonce(rand, &k[i], point); err != nil {
+			return err
+		}
+		if jacobianOK {
+			x, z := jacobian(point)
+			b.px[i], b.pz[i] = *x, *z
+			continue
+		}
+		if err := slowNonce(rand, &out[i], &k[i], point); err != nil {
+			return err
+		}
+	}
+	if jacobianOK {
+		batchAffineX(b.x[:n], b.px[:n], b.pz[:n], b.pprefix[:n])
+		for i := range out {
+			if !setR(&out[i], &b.x[i]) {
+				// r = 0 (or a Z of 0 zeroed the batch): FIPS 186-4 says take another k.
+				if err := slowNonce(rand, &out[i], &k[i], point); err != nil {
+					return err
+				}
 			}
-			if ordFromBytes(&kNorm, &buf) == 0 {
-				continue // k ≥ n or k = 0: probability about 2⁻³², draw again
-			}
-			if _, err := point.ScalarBaseMult(buf[:]); err != nil {
-				return fmt.Errorf("signer: nonce point: %w", err)
-			}
-			x, err := point.BytesX()
-			if err != nil {
-				continue // point at infinity, impossible for 0 < k < n
-			}
-			// r = x mod n. x < p < 2n, so at most one subtraction; r is public.
-			var xr ordElement
-			copy(out[i].r[:], x)
-			if ordFromBytes(&xr, &out[i].r) == 0 && !isZero(&out[i].r) {
-				subN(&xr)
-				ordToBytes(&out[i].r, &xr)
-			}
-			if isZero(&out[i].r) {
-				continue // r = 0 cannot sign; FIPS 186-4 says pick a new k
-			}
-			ordMul(&k[i], &kNorm, &ordRR) // into the Montgomery domain
-			break
 		}
 	}
 
@@ -175,4 +184,54 @@ func generatePairs(rand io.Reader, out []pair, k, prefix []ordElement) error {
 	ordMul(&kInv, &inv, &one)
 	ordToBytes(&out[0].kinv, &kInv)
 	return nil
+}
+
+// drawNonce draws k uniformly from [1, n−1], sets point = k·G and stores k in the Montgomery
+// domain (for the batched k⁻¹).
+func drawNonce(rand io.Reader, k *ordElement, point *nistec.P256Point) error {
+	var buf [32]byte
+	var kNorm ordElement
+	defer func() {
+		clear(buf[:])
+		clear(kNorm[:])
+	}()
+	for {
+		if _, err := io.ReadFull(rand, buf[:]); err != nil {
+			return fmt.Errorf("signer: reading nonce randomness: %w", err)
+		}
+		if ordFromBytes(&kNorm, &buf) == 0 {
+			continue // k ≥ n or k = 0: probability about 2⁻³², draw again
+		}
+		if _, err := point.ScalarBaseMult(buf[:]); err != nil {
+			return fmt.Errorf("signer: nonce point: %w", err)
+		}
+		ordMul(k, &kNorm, &ordRR) // into the Montgomery domain
+		return nil
+	}
+}
+
+// slowNonce finishes p's r from the point drawNonce left (nistec's BytesX, one inversion of its
+// own), drawing a new k while r comes out 0.
+func slowNonce(rand io.Reader, p *pair, k *ordElement, point *nistec.P256Point) error {
+	for {
+		if x, err := point.BytesX(); err == nil && setR(p, (*[32]byte)(x)) {
+			return nil
+		}
+		// The point at infinity (impossible for 0 < k < n) or r = 0: another k.
+		if err := drawNonce(rand, k, point); err != nil {
+			return err
+		}
+	}
+}
+
+// setR sets p.r = x mod n from a point's affine x and reports whether it is usable (not 0).
+// x < p < 2n, so one subtraction at most; r is public.
+func setR(p *pair, x *[32]byte) bool {
+	var xr ordElement
+	p.r = *x
+	if ordFromBytes(&xr, &p.r) == 0 && !isZero(&p.r) {
+		subN(&xr)
+		ordToBytes(&p.r, &xr)
+	}
+	return !isZero(&p.r)
 }

@@ -48,6 +48,13 @@ var (
 // ordMul sets z = x·y·R⁻¹ mod n (CIOS Montgomery multiplication). Inputs must
 // be < n; the output is < n. Runs in constant time.
 func ordMul(z, x, y *ordElement) {
+	montMul((*[4]uint64)(z), (*[4]uint64)(x), (*[4]uint64)(y), (*[4]uint64)(&ordN), ordN0)
+}
+
+// montMul sets z = x·y·R⁻¹ mod m with R = 2²⁵⁶ (CIOS Montgomery multiplication), for a 256-bit
+// odd modulus m with m0 = -m⁻¹ mod 2⁶⁴: the order n here, the field prime p in field.go. Inputs
+// must be < m; the output is < m. Runs in constant time.
+func montMul(z, x, y, m *[4]uint64, m0 uint64) {
 	var t0, t1, t2, t3, t4, t5 uint64
 	for i := 0; i < 4; i++ {
 		var c, hi, lo, cc uint64
@@ -73,21 +80,21 @@ func ordMul(z, x, y *ordElement) {
 		t4, cc = bits.Add64(t4, c, 0)
 		t5 = cc
 
-		m := t0 * ordN0
-		hi, lo = bits.Mul64(m, ordN[0])
+		q := t0 * m0
+		hi, lo = bits.Mul64(q, m[0])
 		_, cc = bits.Add64(t0, lo, 0)
 		c = hi + cc
-		hi, lo = bits.Mul64(m, ordN[1])
+		hi, lo = bits.Mul64(q, m[1])
 		lo, cc = bits.Add64(lo, c, 0)
 		hi += cc
 		t0, cc = bits.Add64(t1, lo, 0)
 		c = hi + cc
-		hi, lo = bits.Mul64(m, ordN[2])
+		hi, lo = bits.Mul64(q, m[2])
 		lo, cc = bits.Add64(lo, c, 0)
 		hi += cc
 		t1, cc = bits.Add64(t2, lo, 0)
 		c = hi + cc
-		hi, lo = bits.Mul64(m, ordN[3])
+		hi, lo = bits.Mul64(q, m[3])
 		lo, cc = bits.Add64(lo, c, 0)
 		hi += cc
 		t2, cc = bits.Add64(t3, lo, 0)
@@ -95,14 +102,14 @@ func ordMul(z, x, y *ordElement) {
 		t3, cc = bits.Add64(t4, c, 0)
 		t4 = t5 + cc
 	}
-	// t < 2n: subtract n once and keep the difference unless it borrowed.
+	// t < 2m: subtract m once and keep the difference unless it borrowed.
 	var s0, s1, s2, s3, b uint64
-	s0, b = bits.Sub64(t0, ordN[0], 0)
-	s1, b = bits.Sub64(t1, ordN[1], b)
-	s2, b = bits.Sub64(t2, ordN[2], b)
-	s3, b = bits.Sub64(t3, ordN[3], b)
+	s0, b = bits.Sub64(t0, m[0], 0)
+	s1, b = bits.Sub64(t1, m[1], b)
+	s2, b = bits.Sub64(t2, m[2], b)
+	s3, b = bits.Sub64(t3, m[3], b)
 	_, b = bits.Sub64(t4, 0, b)
-	keep := -b // all ones when t < n
+	keep := -b // all ones when t < m
 	z[0] = t0&keep | s0&^keep
 	z[1] = t1&keep | s1&^keep
 	z[2] = t2&keep | s2&^keep

@@ -197,7 +197,7 @@ func (s *Signer) fillFrom(b *batch, stop func() bool) error {
 			return nil
 		}
 		n := min(need, s.batchSize)
-		if err := generatePairs(s.rand, b.pairs[:n], b.k[:n], b.prefix[:n]); err != nil {
+		if err := b.generate(s.rand, n); err != nil {
 			b.wipe()
 			return err
 		}
@@ -234,13 +234,18 @@ func (s *Signer) nextPair(p *pair) error {
 	}
 	s.misses.Add(1)
 	if s.size == 0 { // no pool: exactly one pair, nowhere to keep more
-		var one [1]pair
-		var k, prefix [1]ordElement
-		defer one[0].wipe()
-		if err := generatePairs(s.rand, one[:], k[:], prefix[:]); err != nil {
+		var (
+			pairs         [1]pair
+			k, prefix     [1]ordElement
+			px, pz, pprev [1]fieldElement
+			x             [1][32]byte
+		)
+		one := batch{pairs: pairs[:], k: k[:], prefix: prefix[:], px: px[:], pz: pz[:], pprefix: pprev[:], x: x[:]}
+		defer one.wipe()
+		if err := one.generate(s.rand, 1); err != nil {
 			return err
 		}
-		*p = one[0]
+		*p = pairs[0]
 		return nil
 	}
 	s.kick()
@@ -250,7 +255,7 @@ func (s *Signer) nextPair(p *pair) error {
 		b.wipe()
 		missBatches.Put(b)
 	}()
-	if err := generatePairs(s.rand, b.pairs[:n], b.k[:n], b.prefix[:n]); err != nil {
+	if err := b.generate(s.rand, n); err != nil {
 		return err
 	}
 	*p = b.pairs[0]

@@ -1,0 +1,5 @@
+//go:build !purego
+
+package signer
+
+const purego = false
