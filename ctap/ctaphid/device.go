@@ -171,7 +171,7 @@ type Device struct {
 	pullArmed bool
 	pullSeen  *txn // pull's request when pullTimer last fired
 	pullGrace time.Duration
-	lastDone  chan struct{} // closed when the newest handler job ends; jobs wait for their predecessor
+	lastJob   *txn // the newest handler job; each job waits for its predecessor to end
 
 	lockCID   uint32
 	lockUntil time.Time

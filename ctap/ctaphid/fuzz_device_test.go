@@ -81,7 +81,7 @@ func FuzzDeviceInput(f *testing.F) {
 		// Let the last handler call finish so each run does the same work (the fuzzer needs
 		// reproducible coverage), then drop everything.
 		d.mu.Lock()
-		last := d.lastDone
+		last := d.lastJob.endedChan()
 		d.mu.Unlock()
 		if last != nil {
 			<-last

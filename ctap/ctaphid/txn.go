@@ -23,14 +23,42 @@ type txn struct {
 	aborted  bool
 	kaEvery  time.Duration // 0: no keepalives for this request
 	kaDue    time.Time     // the next keepalive, on the device's clock; guarded by Device.mu
-	done     chan struct{}
+
+	// ended is set, and done (if a later job asked for it) closed, when the job's handler has
+	// returned and its response is out: the next job's handler starts only then. done is made
+	// only for a job that is still running when the next one starts (an aborted handler still
+	// finishing), so a request costs no channel. Both are guarded by Device.mu.
+	ended bool
+	done  chan struct{}
+}
+
+// endedChan returns a channel closed when t's job has ended (nil if it has). Called with
+// Device.mu held.
+func (t *txn) endedChan() <-chan struct{} {
+	if t == nil || t.ended {
+		return nil
+	}
+	if t.done == nil {
+		t.done = make(chan struct{})
+	}
+	return t.done
+}
+
+// jobEnded marks t's job as ended and wakes the job waiting for it, if any.
+func (d *Device) jobEnded(t *txn) {
+	d.mu.Lock()
+	t.ended = true
+	if t.done != nil {
+		close(t.done)
+	}
+	d.mu.Unlock()
 }
 
 // startJob hands msg to the handler on a new goroutine. Jobs run one after another: each waits for
 // the previous one's handler to return, so an aborted handler still finishing never overlaps the next.
 func (d *Device) startJob(p *Port, msg Message) {
 	t := &txn{cid: msg.CID, cmd: msg.Cmd, port: p, ctx: jobCtx{cid: msg.CID},
-		kaEvery: d.timing.KeepaliveInterval, done: make(chan struct{})}
+		kaEvery: d.timing.KeepaliveInterval}
 	t.status.Store(uint32(StatusProcessing))
 	if t.cmd == CmdCBOR && !d.timing.NoKeepalive {
 		// Keepalives only while a CBOR request is being processed: Windows rejects a key that sends
@@ -42,8 +70,8 @@ func (d *Device) startJob(p *Port, msg Message) {
 	} else {
 		t.kaEvery = 0
 	}
-	prev := d.lastDone
-	d.lastDone = t.done
+	prev := d.lastJob.endedChan()
+	d.lastJob = t
 	d.txn = t
 	j := job{t: t, prev: prev, req: msg.Payload}
 	if p.pulls && t.cmd == CmdCBOR {
@@ -169,7 +197,7 @@ func (d *Device) worker(j job) {
 }
 
 func (d *Device) run(t *txn, prev <-chan struct{}, req []byte) {
-	defer close(t.done)
+	defer d.jobEnded(t)
 	defer t.ctx.cancel()
 	if prev != nil {
 		<-prev
