@@ -266,9 +266,22 @@ func (d *Device) Powered() bool {
 	return !d.unpowered
 }
 
-func (d *Device) input(p *Port, report []byte) {
+// inputs takes reports (a whole number of 64-byte reports) from p under one hold of the lock,
+// then starts the timer of a message left incomplete: a message whose reports all came in one
+// call (a host writes a message at once) costs no clock read.
+func (d *Device) inputs(p *Port, reports []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for ; len(reports) >= ReportSize; reports = reports[ReportSize:] {
+		d.input(p, reports[:ReportSize])
+	}
+	if d.rxActive && d.rxDeadline.IsZero() {
+		d.startRxTimer()
+	}
+}
+
+// input takes one report, with d.mu held.
+func (d *Device) input(p *Port, report []byte) {
 	if d.unpowered {
 		return
 	}
@@ -348,10 +361,17 @@ func (d *Device) feed(p *Port, report []byte) {
 	d.dispatch(owner, msg)
 }
 
-// startRx begins receiving a multi-packet message. Its deadline is fixed here, once: the whole
-// message must arrive within the message timeout, however its packets are spaced.
+// startRx begins receiving a multi-packet message. Its deadline is fixed once, by
+// startRxTimer when the report that started it has been taken (the same instant on the device's
+// clock): the whole message must arrive within the message timeout, however its packets are
+// spaced.
 func (d *Device) startRx(p *Port, cid uint32) {
 	d.rxActive, d.rxCID, d.rxPort = true, cid, p
+	d.rxDeadline = time.Time{}
+}
+
+// startRxTimer fixes the deadline of the message being received and arms the timer for it.
+func (d *Device) startRxTimer() {
 	d.rxDeadline = d.clock.Now().Add(d.timing.MessageTimeout)
 	if !d.rxArmed || d.rxTimerDue.After(d.rxDeadline) {
 		d.armRx(d.timing.MessageTimeout, d.rxDeadline)
@@ -368,7 +388,7 @@ func (d *Device) armRx(in time.Duration, due time.Time) {
 }
 
 func (d *Device) endRx() {
-	d.rxActive, d.rxCID, d.rxPort = false, 0, nil
+	d.rxActive, d.rxCID, d.rxPort, d.rxDeadline = false, 0, nil, time.Time{}
 }
 
 // rxTimeout runs on the message timer. The timer may have been armed for an earlier message

@@ -117,7 +117,27 @@ func (p *Port) Input(report []byte) {
 	if p.gone.Load() {
 		return
 	}
-	p.d.input(p, report)
+	p.d.inputs(p, report)
+}
+
+// InputReports delivers reports the host wrote at once, in order: exactly as many Input calls
+// of 64 bytes each (a trailing partial report is dropped, as Input drops a short one), but
+// taken under one hold of the device's lock, as a transport that reads a whole message at once
+// (a socket, an in-process host writing a message) hands them over.
+func (p *Port) InputReports(reports []byte) {
+	whole := reports[:len(reports)-len(reports)%ReportSize]
+	if p.tap != nil {
+		for r := whole; len(r) > 0; r = r[ReportSize:] {
+			p.tapInput(r[:ReportSize])
+		}
+		if len(whole) < len(reports) {
+			p.tapInput(reports[len(whole):])
+		}
+	}
+	if len(whole) == 0 || p.gone.Load() {
+		return
+	}
+	p.d.inputs(p, whole)
 }
 
 // Close disconnects the host: a request it started is cancelled and its response dropped. When Close

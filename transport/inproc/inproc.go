@@ -21,6 +21,7 @@ import (
 var (
 	_ ctaphid.TimedReportConn = (*Conn)(nil)
 	_ ctaphid.PendingRunner   = (*Conn)(nil)
+	_ ctaphid.ReportsWriter   = (*Conn)(nil)
 )
 
 // ErrClosed is returned by a Conn that has been closed.
@@ -92,6 +93,22 @@ func (c *Conn) WriteReport(ctx context.Context, r []byte) error {
 		return err
 	}
 	c.port.Input(r)
+	return nil
+}
+
+// WriteReports delivers whole 64-byte reports to the device at once (ctaphid.Client writes
+// every message this way): one hold of the device's lock per message instead of one per report.
+func (c *Conn) WriteReports(ctx context.Context, reports []byte) error {
+	if len(reports)%ctaphid.ReportSize != 0 {
+		return ctaphid.ErrReportSize
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.port.InputReports(reports)
 	return nil
 }
 

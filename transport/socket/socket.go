@@ -168,9 +168,9 @@ func serveConn(c net.Conn, d *ctaphid.Device) {
 	for {
 		n, err := c.Read(buf[have:])
 		have += n
-		off := 0
-		for ; have-off >= ctaphid.ReportSize; off += ctaphid.ReportSize {
-			port.Input(buf[off : off+ctaphid.ReportSize])
+		off := have - have%ctaphid.ReportSize
+		if off > 0 {
+			port.InputReports(buf[:off]) // the whole reports this read completed, at once
 		}
 		have = copy(buf, buf[off:have])
 		if err != nil {
