@@ -32,6 +32,19 @@ const (
 // needs to be, or a truncated head; for byte and text strings, arrays and maps it is also false
 // when the argument cannot fit in what is left of b (for arrays and maps, one byte per element).
 func cborHead(b []byte, off int) (major byte, arg uint64, next int, ok bool) {
+	// Most heads of a request are one byte: those skip the general case.
+	if off < len(b) && b[off]&0x1f < 24 {
+		major, arg = b[off]>>5, uint64(b[off]&0x1f)
+		if major-majorBytes < 4 && arg > uint64(len(b)-off-1) {
+			return 0, 0, 0, false
+		}
+		return major, arg, off + 1, true
+	}
+	return cborHeadLong(b, off)
+}
+
+// cborHeadLong is cborHead for heads with a following argument (or none at all).
+func cborHeadLong(b []byte, off int) (major byte, arg uint64, next int, ok bool) {
 	if off >= len(b) {
 		return 0, 0, 0, false
 	}
