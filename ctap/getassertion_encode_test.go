@@ -3,6 +3,7 @@ package ctap
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -202,4 +203,31 @@ func BenchmarkMarshalGetAssertionResponse(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestGetAssertionFastCoversFields fails when a field is added to a type the hand-written
+// getAssertion paths read or write: the encoder would leave it out, and the decoder should learn
+// it (or knowingly leave it to the generic one). Update getassertion_fast.go and
+// getassertion_encode.go, then the lists here.
+func TestGetAssertionFastCoversFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    any
+		tags []string
+	}{
+		{GetAssertionRequest{}, []string{"1,keyasint,omitempty", "2,keyasint,omitempty", "3,keyasint,omitempty",
+			"4,keyasint,omitempty", "5,keyasint,omitempty", "6,keyasint,omitempty", "7,keyasint,omitempty"}},
+		{GetAssertionResponse{}, []string{"1,keyasint,omitempty", "2,keyasint", "3,keyasint", "4,keyasint,omitempty",
+			"5,keyasint,omitempty", "6,keyasint,omitempty", "7,keyasint,omitempty"}},
+		{CredentialDescriptor{}, []string{"id", "type", "transports,omitempty"}},
+		{UserEntity{}, []string{"id", "name,omitempty", "displayName,omitempty", "icon,omitempty"}},
+		{Options{}, []string{"rk,omitempty", "up,omitempty", "uv,omitempty"}},
+	} {
+		typ := reflect.TypeOf(tc.v)
+		var tags []string
+		for i := range typ.NumField() {
+			tags = append(tags, typ.Field(i).Tag.Get("cbor"))
+		}
+		require.Equal(t, tc.tags, tags, "%v changed: the hand-written getAssertion codec must follow", typ)
+	}
 }
