@@ -54,8 +54,19 @@ func init() {
 func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
 
 // MarshalResponse encodes a successful CTAP2 response: the CTAP2_OK status byte followed by v in
-// CTAP2 canonical CBOR, in one buffer.
+// CTAP2 canonical CBOR, in one buffer. A getAssertion response takes a hand-written encoder that
+// writes the same bytes.
 func MarshalResponse(v any) ([]byte, error) {
+	if r, ok := v.(*GetAssertionResponse); ok {
+		if out, ok := marshalGetAssertionResponse(r); ok {
+			return out, nil
+		}
+	}
+	return marshalResponseGeneric(v)
+}
+
+// marshalResponseGeneric is MarshalResponse with the generic encoder only.
+func marshalResponseGeneric(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(256)
 	buf.WriteByte(byte(StatusOK))

@@ -11,12 +11,26 @@ type GetAssertionRequest struct {
 	PinUvAuthProtocol *uint64                 `cbor:"7,keyasint,omitempty"`
 }
 
-// DecodeGetAssertion decodes and checks the mandatory parameters.
+// DecodeGetAssertion decodes and checks the mandatory parameters. Common, well-formed requests
+// take a hand-written decoder; everything else, and every error, the generic one.
 func DecodeGetAssertion(b []byte) (*GetAssertionRequest, error) {
+	if r, ok := decodeGetAssertionFast(b); ok {
+		return checkGetAssertion(r)
+	}
+	return decodeGetAssertionGeneric(b)
+}
+
+// decodeGetAssertionGeneric is DecodeGetAssertion with the generic decoder only.
+func decodeGetAssertionGeneric(b []byte) (*GetAssertionRequest, error) {
 	var r GetAssertionRequest
 	if err := Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
+	return checkGetAssertion(&r)
+}
+
+// checkGetAssertion checks the mandatory parameters of a decoded request.
+func checkGetAssertion(r *GetAssertionRequest) (*GetAssertionRequest, error) {
 	switch {
 	case r.RPID == "":
 		return nil, Errorf(ErrMissingParameter, "getAssertion: rpId missing")
@@ -28,7 +42,7 @@ func DecodeGetAssertion(b []byte) (*GetAssertionRequest, error) {
 			return nil, Errorf(ErrMissingParameter, "getAssertion: allowList entry lacks id or type")
 		}
 	}
-	return &r, nil
+	return r, nil
 }
 
 // GetAssertionResponse is the response map of getAssertion and getNextAssertion.
