@@ -39,11 +39,23 @@ func (b *Bytes) UnmarshalCBOR(data []byte) error {
 // byteStringHead decodes the head of a definite-length byte string: its length and where its
 // content starts. ok is false for an indefinite length (forbidden in CTAP) or a reserved value.
 func byteStringHead(data []byte) (n uint64, off int, ok bool) {
-	ai := data[0] & 0x1f
-	size := 0
+	_, n, off, _, ok = readHead(data, 0)
+	return n, off, ok
+}
+
+// readHead decodes the head of the data item at b[off]: its major type, its argument, the offset
+// after the head and how many bytes the argument took there (0 when it is in the initial byte).
+// ok is false past the end of b, for an indefinite length or a reserved value, and for a head
+// cut short. Whether the head is the shortest form is the caller's question.
+func readHead(b []byte, off int) (major byte, arg uint64, next, size int, ok bool) {
+	if off >= len(b) {
+		return 0, 0, 0, 0, false
+	}
+	major, ai := b[off]>>5, b[off]&0x1f
+	next = off + 1
 	switch {
 	case ai < 24:
-		return uint64(ai), 1, true
+		return major, uint64(ai), next, 0, true
 	case ai == 24:
 		size = 1
 	case ai == 25:
@@ -53,15 +65,15 @@ func byteStringHead(data []byte) (n uint64, off int, ok bool) {
 	case ai == 27:
 		size = 8
 	default:
-		return 0, 0, false
+		return 0, 0, 0, 0, false
 	}
-	if len(data) < 1+size {
-		return 0, 0, false
+	if len(b)-next < size {
+		return 0, 0, 0, 0, false
 	}
-	for _, c := range data[1 : 1+size] {
-		n = n<<8 | uint64(c)
+	for _, c := range b[next : next+size] {
+		arg = arg<<8 | uint64(c)
 	}
-	return n, 1 + size, true
+	return major, arg, next + size, size, true
 }
 
 // majorTypeName names the CBOR data item that starts with initial byte ib, for error messages.

@@ -45,39 +45,13 @@ func cborHead(b []byte, off int) (major byte, arg uint64, next int, ok bool) {
 
 // cborHeadLong is cborHead for heads with a following argument (or none at all).
 func cborHeadLong(b []byte, off int) (major byte, arg uint64, next int, ok bool) {
-	if off >= len(b) {
+	major, arg, next, size, ok := readHead(b, off)
+	if !ok {
 		return 0, 0, 0, false
 	}
-	ib := b[off]
-	major, ai := ib>>5, ib&0x1f
-	next = off + 1
-	var size int
-	switch {
-	case ai < 24:
-		arg = uint64(ai)
-	case ai == 24:
-		size = 1
-	case ai == 25:
-		size = 2
-	case ai == 26:
-		size = 4
-	case ai == 27:
-		size = 8
-	default:
+	// Shortest form only: a longer head is legal CBOR but left to the generic decoder.
+	if size > 0 && arg < [...]uint64{1: 24, 2: 1 << 8, 4: 1 << 16, 8: 1 << 32}[size] {
 		return 0, 0, 0, false
-	}
-	if size > 0 {
-		if len(b)-next < size {
-			return 0, 0, 0, false
-		}
-		for _, c := range b[next : next+size] {
-			arg = arg<<8 | uint64(c)
-		}
-		next += size
-		// Shortest form only: a longer head is legal CBOR but left to the generic decoder.
-		if arg < [...]uint64{1: 24, 2: 1 << 8, 4: 1 << 16, 8: 1 << 32}[size] {
-			return 0, 0, 0, false
-		}
 	}
 	switch major {
 	case majorBytes, majorText, majorArray, majorMap:

@@ -32,27 +32,10 @@ func fieldMul(z, x, y *fieldElement) {
 }
 
 // fieldInvMont sets z = x⁻¹ for x in the Montgomery domain (xR ↦ x⁻¹R), by Fermat: x^(p−2)
-// with a fixed 4-bit window over the public exponent, so nothing depends on x. 0 yields 0.
+// (montInv, in constant time). 0 yields 0.
 func fieldInvMont(z, x *fieldElement) {
-	var table [16]fieldElement
-	one := fieldElement{1}
-	fieldMul(&table[0], &one, &fieldRR) // R mod p, the Montgomery form of 1
-	table[1] = *x
-	for i := 2; i < 16; i++ {
-		fieldMul(&table[i], &table[i-1], x)
-	}
-	acc := table[0]
-	for _, byt := range fieldPMinus2 {
-		for _, nib := range [2]byte{byt >> 4, byt & 0x0f} {
-			for j := 0; j < 4; j++ {
-				fieldMul(&acc, &acc, &acc)
-			}
-			fieldMul(&acc, &acc, &table[nib])
-		}
-	}
-	*z = acc
-	clear(table[:])
-	clear(acc[:])
+	fieldRRLimbs := [4]uint64(fieldRR)
+	montInv((*[4]uint64)(z), (*[4]uint64)(x), &fieldP, fieldP0, &fieldRRLimbs, &fieldPMinus2)
 }
 
 // fieldToBytes leaves the Montgomery domain and stores x big-endian into b.

@@ -35,11 +35,7 @@ func fieldToBig(z *fieldElement) *big.Int {
 	return new(big.Int).SetBytes(b[:])
 }
 
-func randField(t testing.TB) *big.Int {
-	v, err := rand.Int(rand.Reader, bigP)
-	require.NoError(t, err)
-	return v
-}
+func randField(t testing.TB) *big.Int { return randBelow(t, bigP) }
 
 func TestFieldConstants(t *testing.T) {
 	t.Parallel()

@@ -20,14 +20,17 @@ func scalarBytes(v *big.Int) []byte {
 	return b
 }
 
-func TestNewPrivateKeyValidation(t *testing.T) {
-	t.Parallel()
+// scalarCase is a private scalar and whether it is valid (0 < d < n, 32 bytes).
+type scalarCase struct {
+	name   string
+	scalar []byte
+	ok     bool
+}
+
+// scalarCases are the edges of the scalar check, for every function that takes a scalar.
+func scalarCases() []scalarCase {
 	nm1 := new(big.Int).Sub(bigN, big.NewInt(1))
-	tests := []struct {
-		name   string
-		scalar []byte
-		ok     bool
-	}{
+	return []scalarCase{
 		{"empty", nil, false},
 		{"31 bytes", make([]byte, 31), false},
 		{"33 bytes", append([]byte{0}, scalarBytes(big.NewInt(1))...), false},
@@ -38,7 +41,11 @@ func TestNewPrivateKeyValidation(t *testing.T) {
 		{"n+1", scalarBytes(new(big.Int).Add(bigN, big.NewInt(1))), false},
 		{"all ff", bytes.Repeat([]byte{0xff}, 32), false},
 	}
-	for _, tc := range tests {
+}
+
+func TestNewPrivateKeyValidation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range scalarCases() {
 		k, err := NewPrivateKey(tc.scalar)
 		if !tc.ok {
 			require.ErrorIs(t, err, ErrInvalidKey, tc.name)

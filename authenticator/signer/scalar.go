@@ -138,23 +138,29 @@ func ordAdd(z, x, y *ordElement) {
 }
 
 // ordInvMont sets z = x⁻¹ for x in the Montgomery domain (xR ↦ x⁻¹R), by
-// Fermat: x^(n-2). The exponent is public, so a fixed 4-bit window indexed by
-// its nibbles leaks nothing about x. x = 0 yields 0.
+// Fermat: x^(n-2). x = 0 yields 0.
 func ordInvMont(z, x *ordElement) {
-	var table [16]ordElement
-	one := ordElement{1}
-	ordMul(&table[0], &one, &ordRR) // R mod n, the Montgomery form of 1
+	montInv((*[4]uint64)(z), (*[4]uint64)(x), (*[4]uint64)(&ordN), ordN0, (*[4]uint64)(&ordRR), &ordNMinus2)
+}
+
+// montInv sets z = x^e·R^(1−e) for x in the Montgomery domain of modulus m (m0 = −m⁻¹ mod 2⁶⁴,
+// rr = R² mod m), with e = m − 2 big-endian: by Fermat, xR ↦ x⁻¹R. The exponent is public, so a
+// fixed 4-bit window indexed by its nibbles leaks nothing about x. x = 0 yields 0.
+func montInv(z, x, m *[4]uint64, m0 uint64, rr *[4]uint64, e *[32]byte) {
+	var table [16][4]uint64
+	one := [4]uint64{1}
+	montMul(&table[0], &one, rr, m, m0) // R mod m, the Montgomery form of 1
 	table[1] = *x
 	for i := 2; i < 16; i++ {
-		ordMul(&table[i], &table[i-1], x)
+		montMul(&table[i], &table[i-1], x, m, m0)
 	}
 	acc := table[0]
-	for _, byt := range ordNMinus2 {
+	for _, byt := range e {
 		for _, nib := range [2]byte{byt >> 4, byt & 0x0f} {
 			for j := 0; j < 4; j++ {
-				ordMul(&acc, &acc, &acc)
+				montMul(&acc, &acc, &acc, m, m0)
 			}
-			ordMul(&acc, &acc, &table[nib])
+			montMul(&acc, &acc, &table[nib], m, m0)
 		}
 	}
 	*z = acc

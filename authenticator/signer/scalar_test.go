@@ -26,8 +26,11 @@ func ordFromBig(t testing.TB, v *big.Int) ordElement {
 	return z
 }
 
-func randScalar(t testing.TB) *big.Int {
-	v, err := rand.Int(rand.Reader, bigN)
+func randScalar(t testing.TB) *big.Int { return randBelow(t, bigN) }
+
+// randBelow draws uniformly from [0, m).
+func randBelow(t testing.TB, m *big.Int) *big.Int {
+	v, err := rand.Int(rand.Reader, m)
 	require.NoError(t, err)
 	return v
 }

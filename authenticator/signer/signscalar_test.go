@@ -32,23 +32,8 @@ func TestSignScalarValidation(t *testing.T) {
 	t.Parallel()
 	s := New(WithPoolSize(8))
 	defer s.Close()
-	nm1 := new(big.Int).Sub(bigN, big.NewInt(1))
 	digest := sha256.Sum256([]byte("validation"))
-	for _, tc := range []struct {
-		name   string
-		scalar []byte
-		ok     bool
-	}{
-		{"empty", nil, false},
-		{"31 bytes", make([]byte, 31), false},
-		{"33 bytes", append([]byte{0}, scalarBytes(big.NewInt(1))...), false},
-		{"zero", make([]byte, 32), false},
-		{"one", scalarBytes(big.NewInt(1)), true},
-		{"n-1", scalarBytes(nm1), true},
-		{"n", scalarBytes(bigN), false},
-		{"n+1", scalarBytes(new(big.Int).Add(bigN, big.NewInt(1))), false},
-		{"all ff", bytes.Repeat([]byte{0xff}, 32), false},
-	} {
+	for _, tc := range scalarCases() {
 		before := bytes.Clone(tc.scalar)
 		der, err := s.SignScalar(tc.scalar, digest[:])
 		require.Equal(t, before, tc.scalar, "%s: the caller's scalar must be left alone", tc.name)

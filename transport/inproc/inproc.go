@@ -86,14 +86,7 @@ func (c *Conn) WriteReport(ctx context.Context, r []byte) error {
 	if len(r) != ctaphid.ReportSize {
 		return ctaphid.ErrReportSize
 	}
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.port.Input(r)
-	return nil
+	return c.WriteReports(ctx, r)
 }
 
 // WriteReports delivers whole 64-byte reports to the device at once (ctaphid.Client writes
