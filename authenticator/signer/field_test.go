@@ -162,3 +162,36 @@ func TestBatchedPairsAreRight(t *testing.T) {
 		require.Equal(t, kinv.FillBytes(make([]byte, 32)), b.pairs[i].kinv[:], "kinv of pair %d", i)
 	}
 }
+
+// TestBatchedPairRedrawnWhenRIsZero: a point whose x comes out 0 (r = 0, or a Z of 0; neither
+// happens with real nonces, so the batch conversion is made to report it) gets a fresh k, and its
+// pair is right for that k, not for the batch's last point.
+func TestBatchedPairRedrawnWhenRIsZero(t *testing.T) {
+	t.Parallel()
+	if !jacobianOK {
+		t.Skip("this build converts each point with BytesX: there is no batched path")
+	}
+	const n = 8
+	stream := make([]byte, 32*(n+1))
+	_, err := rand.Read(stream)
+	require.NoError(t, err)
+	b := newBatch(n)
+	b.affineX = func(out [][32]byte, x, z, prefix []fieldElement) {
+		batchAffineX(out, x, z, prefix)
+		out[3] = [32]byte{} // as if point 3 had x = 0
+	}
+	require.NoError(t, b.generate(bytes.NewReader(stream), n))
+	ks := make([][]byte, n)
+	for i := range n {
+		ks[i] = stream[32*i : 32*i+32]
+	}
+	ks[3] = stream[32*n:] // point 3's nonce is the one drawn after the batch
+	for i, kb := range ks {
+		k := new(big.Int).SetBytes(kb)
+		priv, err := ecdh.P256().NewPrivateKey(kb)
+		require.NoError(t, err)
+		x := new(big.Int).SetBytes(priv.PublicKey().Bytes()[1:33])
+		require.Equal(t, new(big.Int).Mod(x, bigN).FillBytes(make([]byte, 32)), b.pairs[i].r[:], "r of pair %d", i)
+		require.Equal(t, new(big.Int).ModInverse(k, bigN).FillBytes(make([]byte, 32)), b.pairs[i].kinv[:], "kinv of pair %d", i)
+	}
+}

@@ -96,6 +96,8 @@ type batch struct {
 	// batched conversion of field.go.
 	px, pz, pprefix []fieldElement
 	x               [][32]byte
+	// affineX replaces batchAffineX when set: tests use it to reach the r = 0 path.
+	affineX func(out [][32]byte, x, z, prefix []fieldElement)
 }
 
 func newBatch(n int) *batch {
@@ -159,13 +161,22 @@ func (b *batch) generate(rand io.Reader, n int) error {
 		}
 	}
 	if jacobianOK {
-		batchAffineX(b.x[:n], b.px[:n], b.pz[:n], b.pprefix[:n])
+		affine := batchAffineX
+		if b.affineX != nil {
+			affine = b.affineX
+		}
+		affine(b.x[:n], b.px[:n], b.pz[:n], b.pprefix[:n])
 		for i := range out {
-			if !setR(&out[i], &b.x[i]) {
-				// r = 0 (or a Z of 0 zeroed the batch): FIPS 186-4 says take another k.
-				if err := slowNonce(rand, &out[i], &k[i], point); err != nil {
-					return err
-				}
+			if setR(&out[i], &b.x[i]) {
+				continue
+			}
+			// r = 0 (or a Z of 0 zeroed the batch): FIPS 186-4 says take another k. point
+			// holds the batch's last nonce, not this one: draw afresh before reading it.
+			if err := drawNonce(rand, &k[i], point); err != nil {
+				return err
+			}
+			if err := slowNonce(rand, &out[i], &k[i], point); err != nil {
+				return err
 			}
 		}
 	}
@@ -210,8 +221,8 @@ func drawNonce(rand io.Reader, k *ordElement, point *nistec.P256Point) error {
 	}
 }
 
-// slowNonce finishes p's r from the point drawNonce left (nistec's BytesX, one inversion of its
-// own), drawing a new k while r comes out 0.
+// slowNonce finishes p's r from the point drawNonce just left for k (nistec's BytesX, one
+// inversion of its own), drawing a new k while r comes out 0.
 func slowNonce(rand io.Reader, p *pair, k *ordElement, point *nistec.P256Point) error {
 	for {
 		if x, err := point.BytesX(); err == nil && setR(p, (*[32]byte)(x)) {
