@@ -71,18 +71,23 @@ func TestReplayAsKeyCommand(t *testing.T) {
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "fidolab: serving the key recorded in") {
-		require.True(t, time.Now().Before(deadline), "as-key did not start: %s", stderr.String())
-		time.Sleep(10 * time.Millisecond)
+	// The child's stderr reaches the buffer through exec's copying goroutine, after the child
+	// wrote it: wait for a line rather than read the buffer once.
+	waitStderr := func(line, what string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(stderr.String(), line) {
+			require.True(t, time.Now().Before(deadline), "%s: %s", what, stderr.String())
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
+	waitStderr("fidolab: serving the key recorded in", "as-key did not start")
 	require.Contains(t, stderr.String(), "made 1 credential(s) for login.microsoft.com")
 	require.Contains(t, stderr.String(), "the key's PIN is 1357")
 
 	code, out, errOut := runCLI(t, "replay", tr, "--key", "socket:"+sock, "--pin", "1357")
 	require.Equal(t, 0, code, out+errOut)
 	require.Contains(t, out, "SAME")
-	require.Contains(t, stderr.String(), "authenticatorGetInfo → recorded CTAP2_OK")
+	waitStderr("authenticatorGetInfo → recorded CTAP2_OK", "as-key did not log the recorded getInfo answer")
 
 	p, err := persona.Load(pout)
 	require.NoError(t, err)
