@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fidolab/fidolab/scenarios/catalog"
 	"github.com/fidolab/fidolab/scenarios/fieldmatch"
 )
 
@@ -48,7 +47,10 @@ func traceMatch(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	known, reports := knownFailures(cat)
+	known, reports, err := cat.KnownFailures()
+	if err != nil {
+		return err
+	}
 	f, err := os.Open(pos[0])
 	if err != nil {
 		return err
@@ -84,28 +86,6 @@ func traceMatch(args []string, stdout, stderr io.Writer) error {
 		return errNoMatch
 	}
 	return nil
-}
-
-// knownFailures are the catalog's field-report scenarios that carry signatures.
-func knownFailures(cat *catalog.Catalog) ([]fieldmatch.Known, map[string]*catalog.Report) {
-	var known []fieldmatch.Known
-	reports := map[string]*catalog.Report{}
-	for _, s := range cat.Scenarios {
-		if s.Report == nil || len(s.Report.Match) == 0 {
-			continue
-		}
-		k := fieldmatch.Known{ID: s.ID, Title: s.Title, Source: s.Report.Source}
-		for _, m := range s.Report.Match {
-			sig, err := fieldmatch.Parse(m)
-			if err != nil { // the loader checked every signature
-				continue
-			}
-			k.Signatures = append(k.Signatures, sig)
-		}
-		known = append(known, k)
-		reports[s.ID] = s.Report
-	}
-	return known, reports
 }
 
 func writeMatches(w io.Writer, res matchResult) {

@@ -50,19 +50,8 @@ func known(t *testing.T) []fieldmatch.Known {
 	t.Helper()
 	cat, err := catalog.Embedded()
 	require.NoError(t, err)
-	var out []fieldmatch.Known
-	for _, s := range cat.Scenarios {
-		if s.Report == nil || len(s.Report.Match) == 0 {
-			continue
-		}
-		k := fieldmatch.Known{ID: s.ID, Title: s.Title, Source: s.Report.Source}
-		for _, m := range s.Report.Match {
-			sig, err := fieldmatch.Parse(m)
-			require.NoError(t, err)
-			k.Signatures = append(k.Signatures, sig)
-		}
-		out = append(out, k)
-	}
+	out, _, err := cat.KnownFailures()
+	require.NoError(t, err)
 	require.NotEmpty(t, out)
 	return out
 }
