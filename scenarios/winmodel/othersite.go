@@ -72,14 +72,7 @@ func (h *Host) registerOtherSite(ctx context.Context, a host.Action, n *notes) (
 		if o != nil || err != nil {
 			return deref(o), err
 		}
-		var opts *ctap.Options
-		req.PinUvAuthParam, req.PinUvAuthProtocol, opts = v.apply(pend.ClientDataHash)
-		if opts != nil {
-			if req.Options == nil {
-				req.Options = &ctap.Options{}
-			}
-			req.Options.UV = opts.UV
-		}
+		v.applyMakeCredential(req, pend.ClientDataHash)
 	}
 	if o, err := h.probe(ctx, PathBrowserRegister, BeforeRequest, c, info, req, n); o != nil || err != nil {
 		return deref(o), err

@@ -28,6 +28,20 @@ func (u uv) apply(cdh []byte) (param []byte, proto *uint64, opts *ctap.Options) 
 	return nil, nil, nil
 }
 
+// applyMakeCredential puts the verification into a makeCredential request: the
+// pinUvAuthParam and protocol over cdh, or the uv option beside the options the request
+// already has.
+func (u uv) applyMakeCredential(req *ctap.MakeCredentialRequest, cdh []byte) {
+	var opts *ctap.Options
+	req.PinUvAuthParam, req.PinUvAuthProtocol, opts = u.apply(cdh)
+	if opts != nil {
+		if req.Options == nil {
+			req.Options = &ctap.Options{}
+		}
+		req.Options.UV = opts.UV
+	}
+}
+
 // verify obtains user verification as Windows does: the PIN the user typed, through a
 // pinUvAuthToken (PIN/UV protocol 2 when getInfo offers it, else 1), or the key's built-in UV when
 // no PIN was typed and the key has enrolled fingerprints. A non-nil outcome is what the user sees
